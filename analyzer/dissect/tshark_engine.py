@@ -208,6 +208,28 @@ def _time_ns(text: str) -> int:
     return -ns if neg else ns
 
 
+_INT64_MAX = 2**63 - 1
+
+
+def _wrap_time(ns: int) -> int | None:
+    """A time beyond int64 nanoseconds, read back as a wrapped signed 64-bit count.
+
+    tshark prints an unsigned 64-bit timestamp that a capture meant as negative (pcapng
+    block with units 2^64 - k) as a huge positive time. Read it the way a reader of the
+    signed 64-bit field would: in the largest unit that divides it exactly (ns, us, ms,
+    s), minus 2^64. None when that does not bring it into range either.
+    """
+    for unit in (10**9, 10**6, 10**3, 1):
+        if ns % unit == 0:
+            value = ns // unit
+            if value >= 2**63:
+                value -= 2**64
+            wrapped = value * unit
+            if -_INT64_MAX - 1 <= wrapped <= _INT64_MAX:
+                return wrapped
+    return None
+
+
 def _ip_int(text: str) -> tuple[int, int]:
     """Address text -> (hi, lo) halves, IPv4-mapped for IPv4."""
     if ":" not in text:
@@ -345,6 +367,8 @@ class TsharkCapture:
             stderr.close()
             raise CaptureError(f"{TSHARK_NOT_FOUND} ({exc.strerror})") from None
         linktypes: set[int] = set(self.info["link_types"])
+        self._odd_times = 0
+        self._no_times = 0
         packets = 0
         finished = False
         try:
@@ -377,7 +401,14 @@ class TsharkCapture:
                 self.info["warnings"].append(
                     f"{self.path.name}: read {packets} frames, then tshark stopped: "
                     f"{reason or f'exit status {rc}'}")
-            elif packets == 0 and self.path.stat().st_size == 0:
+            if self._odd_times:
+                self.info["warnings"].append(
+                    f"{self.path.name}: {self._odd_times} frames have timestamps beyond the "
+                    "64-bit nanosecond range (wrapped unsigned values); read as signed 64-bit")
+            if self._no_times:
+                self.info["warnings"].append(
+                    f"{self.path.name}: {self._no_times} frames carry no timestamp (ts_ns 0)")
+            if rc == 0 and not errors and packets == 0 and self.path.stat().st_size == 0:
                 self.info["warnings"].append(f"{self.path.name}: empty file (0 bytes), no frames")
             finished = True
             if rows:
@@ -399,6 +430,12 @@ class TsharkCapture:
         values = [p.split(",") if p else [] for p in parts]
         frame = _int(parts[0])
         ts_ns = _time_ns(parts[1])
+        if not parts[1]:
+            self._no_times += 1  # a record without a time (pcapng SPB, custom block...)
+        if not -_INT64_MAX - 1 <= ts_ns <= _INT64_MAX:
+            wrapped = _wrap_time(ts_ns)
+            self._odd_times += 1
+            ts_ns = wrapped if wrapped is not None else 0
         encap = _int(parts[2], -1)
         if self._header_linktype is not None:
             linktype = self._header_linktype
