@@ -56,18 +56,18 @@ V4_PREFIX = np.uint64(0xFFFF00000000)
 IP6_HOPOPTS, IP6_ROUTING, IP6_FRAGMENT, IP6_AH, IP6_DSTOPTS, IP6_MOBILITY = 0, 43, 44, 51, 60, 135
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _u16(buf, p):
     return (np.int64(buf[p]) << 8) | np.int64(buf[p + 1])
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _u32(buf, p):
     return ((np.int64(buf[p]) << 24) | (np.int64(buf[p + 1]) << 16)
             | (np.int64(buf[p + 2]) << 8) | np.int64(buf[p + 3]))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _u64(buf, p):
     v = np.uint64(0)
     for k in range(8):
@@ -75,16 +75,35 @@ def _u64(buf, p):
     return v
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _le32(buf, p):
     return (np.int64(buf[p]) | (np.int64(buf[p + 1]) << 8)
             | (np.int64(buf[p + 2]) << 16) | (np.int64(buf[p + 3]) << 24))
 
 
 @njit(cache=True)
-def _link_to_l3(buf, p, end, lt, depth):
+def _link_to_l3(buf, p, end, lt):
     """Skip the link layer. Returns (l3_start, ethertype-like code, status).
     Code: 4 / 6 = IP version known, 0 = not IP, -1 = look at the version nibble."""
+    if lt == LT_PKTAP or lt == LT_USER2_APPLE_PKTAP:
+        # Apple PKTAP: little-endian header whose first field is its own length and
+        # whose third is the link type of the frame that follows.
+        if p + 12 > end:
+            return p, 0, DECODE_TRUNCATED
+        hlen = _le32(buf, p)
+        inner = _le32(buf, p + 8)
+        if hlen < 12 or p + hlen > end:
+            return p, 0, DECODE_MALFORMED
+        if inner == LT_PKTAP or inner == LT_USER2_APPLE_PKTAP:
+            return p, 0, DECODE_MALFORMED
+        return _plain_link_to_l3(buf, p + hlen, end, inner)
+    return _plain_link_to_l3(buf, p, end, lt)
+
+
+@njit(cache=True)
+def _plain_link_to_l3(buf, p, end, lt):
+    """_link_to_l3 for every link type but PKTAP (kept separate: no recursion, which
+    numba's on-disk cache does not support)."""
     if lt == LT_ETHERNET:
         if p + 14 > end:
             return p, 0, DECODE_TRUNCATED
@@ -186,16 +205,6 @@ def _link_to_l3(buf, p, end, lt, depth):
         if proto == 0x57:
             return q, 6, DECODE_OK
         return q, 0, DECODE_NOT_IP
-    if (lt == LT_PKTAP or lt == LT_USER2_APPLE_PKTAP) and depth == 0:
-        # Apple PKTAP: little-endian header whose first field is its own length and
-        # whose third is the link type of the frame that follows.
-        if p + 12 > end:
-            return p, 0, DECODE_TRUNCATED
-        hlen = _le32(buf, p)
-        inner = _le32(buf, p + 8)
-        if hlen < 12 or p + hlen > end:
-            return p, 0, DECODE_MALFORMED
-        return _link_to_l3(buf, p + hlen, end, inner, 1)
     if lt == LT_NFLOG:
         # 4-byte header, then TLVs (host byte order, 4-byte aligned); type 9 is the payload
         if p + 4 > end:
@@ -319,7 +328,7 @@ def decode_batch(buf, off, caplen, linktype, n, out_status, out_ipver, src_hi, s
             continue
         p = off[i]
         end = p + caplen[i]
-        l3, ver, st = _link_to_l3(buf, p, end, lt, 0)
+        l3, ver, st = _link_to_l3(buf, p, end, lt)
         if st != DECODE_OK:
             out_status[i] = st
             continue

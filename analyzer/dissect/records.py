@@ -46,14 +46,14 @@ TS_DIV = 1      # ns = units // div
 TS_BIN = 2      # units are 2**-shift seconds
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def rd16(buf, pos, big):
     if big:
         return (np.int64(buf[pos]) << 8) | np.int64(buf[pos + 1])
     return np.int64(buf[pos]) | (np.int64(buf[pos + 1]) << 8)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def rd32(buf, pos, big):
     if big:
         return ((np.int64(buf[pos]) << 24) | (np.int64(buf[pos + 1]) << 16)
@@ -95,7 +95,7 @@ def walk_pcap(buf, pos, end, big, nanos, hdr_len, max_caplen, max_n,
     return n, pos, NEED_MORE, R_NONE
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _units_to_ns(units, mode, factor, tsoff_ns):
     if mode == TS_MUL:
         return np.int64(units) * factor + tsoff_ns

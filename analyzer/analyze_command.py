@@ -1,0 +1,148 @@
+"""`analyze CAPTURE ...`: arguments, progress, the printed summary, exit codes.
+
+Exit codes: 0 analysed (warnings, if any, printed); 2 bad input or usage (one line on
+stderr, never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from analyzer import __version__, schema
+from analyzer.exceptions import AnalyzerError
+
+TEARDOWN_ORDER = ("rst", "fin", "refused", "syn_unanswered", "udp_unanswered", "icmp_unreachable", "open")
+PROGRESS_MIN_BYTES = 32 * 1024 * 1024
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="analyze",
+        description="Label how every flow in a phone capture was torn down (who sent RST or "
+                    "FIN, which SYNs went unanswered or were refused) and write flows.csv, "
+                    "events.csv and summary.json. Subcommands: record, serve, emulate, session "
+                    "(see `analyze SUBCOMMAND --help`).")
+    p.add_argument("capture", help="pcap or pcapng file (.gz and .zst read as they are)")
+    p.add_argument("--out", "-o", help="output folder (default: a folder named after the capture)")
+    p.add_argument("--phone", action="append", default=[], metavar="IP",
+                   help="the phone's address (repeatable); without it the phone is inferred")
+    p.add_argument("--logs", action="append", default=[], metavar="LOG",
+                   help="an app or server log to align with the capture (repeatable)")
+    p.add_argument("--engine", choices=("native", "tshark"), default="native",
+                   help="native: our own reader (fast); tshark: Wireshark's dissectors via pyshark")
+    p.add_argument("--format", default="csv", metavar="FMT",
+                   help="table formats, comma-separated: csv, parquet (default csv)")
+    p.add_argument("--tcp-idle-timeout", type=float, default=0.0, metavar="S",
+                   help="split an established TCP flow after S idle seconds (default 0: never)")
+    p.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors and warnings")
+    p.add_argument("--version", action="version", version=f"analyzer {__version__}")
+    return p
+
+
+def _default_out(capture: Path) -> Path:
+    name = capture.name
+    for suffix in (".gz", ".zst", ".pcapng", ".pcap", ".cap"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    return capture.with_name(name + ".analysis") if name == capture.name else capture.with_name(name)
+
+
+def analyze_main(argv: list[str]) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    capture = Path(args.capture)
+    out = Path(args.out) if args.out else _default_out(capture)
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    bad = [f for f in formats if f not in ("csv", "parquet")]
+    if bad:
+        print(f"analyze: unknown format {bad[0]!r} (choose csv, parquet)", file=sys.stderr)
+        return 2
+    if out.exists() and not out.is_dir():
+        print(f"analyze: --out {out}: exists and is not a folder", file=sys.stderr)
+        return 2
+    try:
+        from analyzer import pipeline
+        opts = pipeline.Options(capture=capture, out=out, phones=args.phone,
+                                logs=[Path(x) for x in args.logs], engine=args.engine,
+                                formats=formats, tcp_idle_timeout=args.tcp_idle_timeout)
+        result = _run_with_progress(pipeline, opts, capture, args.quiet)
+    except AnalyzerError as exc:
+        print(f"analyze: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("analyze: interrupted", file=sys.stderr)
+        return 130
+    for warning in result.summary["warnings"]:
+        print(f"analyze: warning: {capture}: {warning}", file=sys.stderr)
+    if not args.quiet:
+        _print_summary(result)
+    return 0
+
+
+def _run_with_progress(pipeline, opts, capture: Path, quiet: bool):
+    try:
+        size = capture.stat().st_size
+    except OSError:
+        size = 0
+    if quiet or size < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
+        return pipeline.run(opts)
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    with Progress(TextColumn("reading {task.description}"), BarColumn(),
+                  TextColumn("{task.fields[frames]:,} frames"), TimeElapsedColumn(),
+                  transient=True) as bar:
+        task = bar.add_task(capture.name, total=size, frames=0)
+        fd = None
+
+        def update(frames: int) -> None:
+            nonlocal fd
+            position = _read_position(capture)
+            bar.update(task, completed=position, frames=frames)
+
+        return pipeline.run(opts, progress=update)
+
+
+def _read_position(capture: Path) -> int:
+    """How far into the file this process has read (from /proc; 0 if unknown)."""
+    try:
+        target = os.path.realpath(capture)
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                if os.path.realpath(f"/proc/self/fd/{fd}") == target:
+                    with open(f"/proc/self/fdinfo/{fd}") as f:
+                        return int(f.readline().split()[1])
+            except OSError:
+                continue
+    except OSError:
+        pass
+    return 0
+
+
+def _print_summary(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    s = result.summary
+    cap = s["capture"]
+    links = ", ".join(l["name"] for l in cap.get("link_types", [])) or "none"
+    console.print(f"[bold]{cap['file']}[/]: {cap.get('format', '?')}, {cap['packets']:,} frames "
+                  f"({links}), {s['flows']['total']:,} flows, read in {result.seconds:.2f} s")
+    phones = s["phones"]
+    console.print(f"phone: {', '.join(phones['addresses']) or 'unknown'} ({phones['how']})")
+    by = s["flows"]["by_teardown"]
+    if by:
+        table = Table(title="flows by teardown and sender")
+        table.add_column("teardown")
+        for who in ("phone", "server", "unknown"):
+            table.add_column(f"by {who}", justify="right")
+        table.add_column("total", justify="right")
+        for kind in TEARDOWN_ORDER:
+            if kind in by:
+                row = by[kind]
+                table.add_row(kind, *(str(row.get(w, "")) for w in ("phone", "server", "unknown")),
+                              str(sum(row.values())))
+        console.print(table)
+    console.print(f"wrote {result.out / schema.FLOWS_CSV}, {schema.EVENTS_CSV}, {schema.SUMMARY_JSON}")

@@ -1,0 +1,126 @@
+"""Writing the output contract's tables: flows.csv, events.csv, logs.csv, summary.json.
+
+Timestamps are written as decimal POSIX seconds straight from the integer nanoseconds,
+with as many fraction digits as the capture's resolution has (6 or 9), so nothing is
+rounded through a float on the way out.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from analyzer import schema
+
+
+def ts_text(ts_ns, digits: int, valid=None) -> pa.Array:
+    """int64 nanoseconds -> 'sec.fraction' strings (null where not valid)."""
+    ts = np.asarray(ts_ns, dtype=np.int64)
+    sec = ts // 1_000_000_000
+    frac = ts % 1_000_000_000
+    if digits < 9:
+        frac = frac // 10 ** (9 - digits)
+    sec_s = pc.cast(pa.array(sec), pa.string())
+    frac_s = pc.utf8_lpad(pc.cast(pa.array(frac), pa.string()), width=digits, padding="0")
+    out = pc.binary_join_element_wise(sec_s, frac_s, ".")
+    if valid is not None:
+        out = pc.if_else(pa.array(np.asarray(valid, dtype=bool)), out, pa.nulls(len(ts), pa.string()))
+    return out
+
+
+def ts_digits(resolution: str) -> int:
+    """Fraction digits for a capture resolution text such as '1e-6' or '1e-9,1e-6'."""
+    digits = 6
+    for part in filter(None, resolution.split(",")):
+        if part.startswith("1e-"):
+            digits = max(digits, min(int(part[3:]), 9))
+        elif part.startswith("2^-"):
+            digits = max(digits, min(math.ceil(int(part[3:]) * math.log10(2)), 9))
+    return digits
+
+
+def _int_or_null(values, valid) -> pa.Array:
+    return pa.array(np.asarray(values, dtype=np.int64), mask=~np.asarray(valid, dtype=bool))
+
+
+def flows_table(flows: pd.DataFrame, digits: int) -> pa.Table:
+    has_teardown = (flows["teardown"] != "open").to_numpy()
+    cols = {
+        "flow_id": pa.array(flows["flow_id"].to_numpy(np.int64)),
+        "proto": pa.array(flows["proto"].astype(str).tolist(), pa.string()),
+        "ip_version": pa.array(flows["ip_version"].to_numpy(np.int64)),
+        "initiator_ip": pa.array(flows["initiator_ip"].tolist(), pa.string()),
+        "initiator_port": pa.array(flows["initiator_port"].to_numpy(np.int64)),
+        "responder_ip": pa.array(flows["responder_ip"].tolist(), pa.string()),
+        "responder_port": pa.array(flows["responder_port"].to_numpy(np.int64)),
+        "phone_role": pa.array(flows["phone_role"].tolist(), pa.string()),
+        "first_ts": ts_text(flows["first_ts_ns"], digits),
+        "last_ts": ts_text(flows["last_ts_ns"], digits),
+        "first_frame": pa.array(flows["first_frame"].to_numpy(np.int64)),
+        "last_frame": pa.array(flows["last_frame"].to_numpy(np.int64)),
+        "packets_i2r": pa.array(flows["packets_i2r"].to_numpy(np.int64)),
+        "packets_r2i": pa.array(flows["packets_r2i"].to_numpy(np.int64)),
+        "bytes_i2r": pa.array(flows["bytes_i2r"].to_numpy(np.int64)),
+        "bytes_r2i": pa.array(flows["bytes_r2i"].to_numpy(np.int64)),
+        "conn_state": pa.array(flows["conn_state"].tolist(), pa.string()),
+        "history": pa.array(flows["history"].tolist(), pa.string()),
+        "teardown": pa.array(flows["teardown"].tolist(), pa.string()),
+        "teardown_by": pa.array(flows["teardown_by"].tolist(), pa.string()),
+        "teardown_ts": ts_text(flows["teardown_ts_ns"], digits, has_teardown),
+        "teardown_frame": _int_or_null(flows["teardown_frame"], has_teardown),
+        "syn_count": pa.array(flows["syn_count"].to_numpy(np.int64)),
+    }
+    assert list(cols) == schema.FLOW_COLUMNS
+    return pa.table(cols)
+
+
+def events_table(events: pd.DataFrame, digits: int) -> pa.Table:
+    src_port = events["src_port"]
+    cols = {
+        "ts": ts_text(events["ts_ns"], digits),
+        "frame": pa.array(events["frame"].to_numpy(np.int64)),
+        "flow_id": pa.array(events["flow_id"].to_numpy(np.int64)),
+        "kind": pa.array(events["kind"].tolist(), pa.string()),
+        "sender": pa.array(events["sender"].tolist(), pa.string()),
+        "src_ip": pa.array(events["src_ip"].tolist(), pa.string()),
+        "src_port": pa.array(src_port.astype("Int64").to_numpy(np.int64, na_value=0),
+                             mask=src_port.isna().to_numpy()),
+        "dst_ip": pa.array(events["dst_ip"].tolist(), pa.string()),
+        "dst_port": pa.array(events["dst_port"].to_numpy(np.int64)),
+        "detail": pa.array(events["detail"].tolist(), pa.string()),
+    }
+    assert list(cols) == schema.EVENT_COLUMNS
+    return pa.table(cols)
+
+
+def write_csv(table: pa.Table, path: Path) -> None:
+    options = pacsv.WriteOptions(include_header=True, quoting_style="needed")
+    pacsv.write_csv(table, str(path), write_options=options)
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    import pyarrow.parquet as pq
+    pq.write_table(table, str(path))
+
+
+def write_summary(summary: dict, path: Path) -> None:
+    path.write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
