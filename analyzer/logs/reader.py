@@ -22,6 +22,7 @@ from analyzer.exceptions import LogError
 from analyzer.logs import formats, stamps
 from analyzer.logs.fields import FIELD_NAMES, merged_fields
 from analyzer.logs.formats import CONTINUATION_RE, LineFormat, Record
+from analyzer.logs.lifecycle import lifecycle_of
 
 COLUMNS = (
     "line_no", "raw_time", "local_time", "utc_offset_s", "year_known", "time_resolution_s",
@@ -312,6 +313,8 @@ def _frame(events: list[_Event], name: str, file_fmt: str, os_hint: str | None,
                 ns = in_st.wall_ns()
                 inner[i] = _NAT if ns is None else ns
         f = merged_fields(e.lines, os_hint) if message else dict.fromkeys(FIELD_NAMES)
+        if f["lifecycle"] is None and rec is not None and rec.tag:
+            f["lifecycle"] = lifecycle_of(rec.tag)  # logcat -b events: am_on_paused_called is the tag
         for key in FIELD_NAMES:
             cols[key][i] = f[key]
         cols["source"][i] = name
