@@ -3,7 +3,7 @@
 
     python bench/gen_capture.py --packets 1000000 --out /tmp/bench/1m.pcap [--seed 1] [--ns]
 
-Content: phones (IPv4, some IPv6) talking to many servers over Ethernet.
+Content: one phone (an IPv4 and an IPv6 address) talking to many servers over Ethernet.
 TCP flows: full handshakes with request/response data closed by FIN/FIN from either side,
 RST teardowns from either side, SYN-only flows with retransmitted SYNs (exponential
 backoff) and no answer, SYNs answered by RST (refused), handshakes that needed a SYN
@@ -23,6 +23,7 @@ packet bytes are built and written in chunks.
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import sys
@@ -30,7 +31,7 @@ import time
 
 import numpy as np
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 # TCP flags
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
@@ -118,7 +119,7 @@ MIX = {
 REUSE_AFTER_RST = 0.3     # share of rst_i / rst_r flows followed by a flow on the same 4-tuple
 INBOUND_SHARE = 0.15      # share of syn_unans / refused flows that are inbound (to a phone listener)
 IPV6_SHARE = 0.12
-N_PHONES = 4              # phones per IP version
+N_PHONES = 1              # phones per IP version (one device: an IPv4 and an IPv6 address)
 PHONE_LISTEN_PORT = 33322
 EPHEMERAL_LO, EPHEMERAL_N = 32768, 28232   # Linux ip_local_port_range 32768..60999
 SERVERS_PER_CYCLE = 997
@@ -400,11 +401,11 @@ def _v6_addr(kind: str, idx: np.ndarray) -> np.ndarray:
     out = np.zeros((n, 16), np.uint8)
     idx = idx.astype(np.int64)
     if kind == "phone":
-        out[:, :8] = np.frombuffer(bytes.fromhex("2001db8000010001"), np.uint8)
+        out[:, :8] = np.frombuffer(bytes.fromhex("20010db800010001"), np.uint8)
         out[:, 15] = 0x10 + idx
         out[:, 8] = 0x02
     else:
-        out[:, :4] = np.frombuffer(bytes.fromhex("2001db80"), np.uint8)
+        out[:, :4] = np.frombuffer(bytes.fromhex("20010db8"), np.uint8)
         out[:, 4] = 0xFF
         v = idx * 2654435761
         for j in range(6):
@@ -569,7 +570,7 @@ def encode_chunk(pk: dict, sl: slice, flows: dict, addr: dict, nanosecond: bool)
     return buf
 
 
-def truth_of(pk: dict, flows: dict, args, path: str, elapsed: float) -> dict:
+def truth_of(pk: dict, flows: dict, addr: dict, args, path: str, elapsed: float) -> dict:
     flags = STEP_FLAGS[pk["step"]]
     tcp_pkt = flows["tcp"][pk["flow"]]
     tid = flows["tid"]
@@ -626,6 +627,8 @@ def truth_of(pk: dict, flows: dict, args, path: str, elapsed: float) -> dict:
         "expected_teardown": teardown,
         "expected_teardown_by": teardown_by,
         "expected_conn_state": state,
+        "phones": [".".join(str(b) for b in int(a).to_bytes(4, "big")) for a in addr["v4phone"]]
+                  + [str(ipaddress.IPv6Address(bytes(a))) for a in addr["v6phone"]],
         "first_ts": float(pk["ts"][0] / 1e9),
         "last_ts": float(pk["ts"][-1] / 1e9),
         "packets_from_initiator": int(fp.sum()),
@@ -665,7 +668,7 @@ def generate(args) -> dict:
             f.write(memoryview(buf))
             del buf
     os.replace(tmp, out)
-    truth = truth_of(pk, flows, args, out, time.perf_counter() - t0)
+    truth = truth_of(pk, flows, addr, args, out, time.perf_counter() - t0)
     with open(truth_path(out), "w") as f:
         json.dump(truth, f, indent=1)
     return truth
