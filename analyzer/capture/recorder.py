@@ -89,6 +89,8 @@ class Recorder:
 
     def __post_init__(self):
         self.out = Path(self.out)
+        if self.out.is_dir():
+            raise RecordError(f"{self.out} is a directory; give a capture file name")
         self.manifest_path = self.out.with_name(self.out.stem + ".manifest.json")
         self._proc: subprocess.Popen | None = None
         self._stderr: list[str] = []
@@ -98,6 +100,8 @@ class Recorder:
         self._tmp_pcap: Path | None = None
         self._started: float | None = None
         self._filter_applied = True
+        self._manifest: dict = {}
+        self._stopped = False
         self.packets: int | None = None
         self.dropped: int | None = None
 
@@ -107,7 +111,11 @@ class Recorder:
     # -- start -----------------------------------------------------------------------------
     def start(self, ready_timeout: float = 15.0) -> None:
         self._tool = find_tool(self.tool)
-        self.out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            self.out.touch()  # fail here, in one line, rather than inside the tool
+        except OSError as exc:
+            raise RecordError(f"cannot write {self.out}: {exc.strerror}") from None
         if self._tool.name == "scapy":
             if self.tool is None:
                 self._say("neither dumpcap nor tcpdump found on PATH: recording with scapy's "
@@ -127,8 +135,9 @@ class Recorder:
             # tcpdump writes pcap only: record beside the target, convert at stop.
             self._tmp_pcap = (self.out if self.out.suffix == ".pcap"
                               else self.out.with_name(self.out.name + ".part.pcap"))
+            # --immediate-mode: without it packets still in the ring at SIGINT are lost.
             cmd = [t.path, "-i", self.interface, "-w", str(self._tmp_pcap), "-U", "-s", "0",
-                   "--time-stamp-precision", "nano"]
+                   "--immediate-mode", "--time-stamp-precision", "nano"]
             if os.geteuid() == 0:
                 cmd += ["-Z", "root"]  # Debian's tcpdump otherwise drops to a user that may not write here
         if self.capture_filter:
@@ -149,7 +158,9 @@ class Recorder:
         while not self._ready.wait(0.05):
             if self._proc.poll() is not None or time.monotonic() > deadline:
                 self._fail_start()
-        time.sleep(0.2)  # the ready line precedes the first read by a hair
+        time.sleep(0.3)  # the ready line precedes the first read by a hair...
+        if self._proc.poll() is not None:  # ...and dumpcap prints it even for a bad interface
+            self._fail_start()
 
     def _read_stderr(self) -> None:
         pattern = _READY[self._tool.name]
@@ -163,20 +174,30 @@ class Recorder:
         if self._proc.poll() is None:
             self._terminate()
         time.sleep(0.1)
+        raise RecordError(self.failure())
+
+    def failure(self) -> str:
+        """One line on why the tool stopped or would not start, from its own words."""
         text = "\n".join(self._stderr)
         hint = rights_hint(text, self.interface)
         if hint:
-            raise RecordError(hint)
-        lines = [ln for ln in self._stderr if ln.strip() and "could be dangerous" not in ln]
+            return hint
+        lines = [ln for ln in self._stderr if ln.strip() and "could be dangerous" not in ln
+                 and not _READY[self._tool.name].search(ln) and not ln.startswith("(")]
         why = lines[-1].strip() if lines else "no output"
-        raise RecordError(f"{self._tool.name} failed to start capturing on {self.interface}: {why}")
+        return f"{self._tool.name} failed capturing on {self.interface}: {why}"
 
     def _start_scapy(self) -> None:
         from scapy.sendrecv import AsyncSniffer
         from scapy.utils import PcapNgWriter, PcapWriter
         writer_cls = PcapWriter if self.out.suffix == ".pcap" else PcapNgWriter
-        self._writer = writer_cls(str(self.out), sync=True)
+        self._writer = writer_cls(str(self.out))
         args = dict(iface=self.interface, store=False, prn=self._writer.write)
+        if self.interface == "lo" and sys.platform.startswith("linux"):
+            # On lo every packet passes the tap twice (out, then in); libpcap keeps one, and
+            # scapy's sending socket class skips the outgoing copy the same way.
+            from scapy.arch.linux import L2Socket
+            args["L2socket"] = L2Socket
         try:
             self._sniffer = AsyncSniffer(filter=self.capture_filter or None, **args)
             self._sniffer.start()
@@ -215,8 +236,15 @@ class Recorder:
             except subprocess.TimeoutExpired:
                 continue
 
-    def stop(self) -> dict:
+    def stop(self, grace: float = 0.5) -> dict:
+        """End the recording; `grace` lets the kernel hand over its last ring block first
+        (dumpcap has no immediate mode: a block still in the ring at SIGINT is lost)."""
+        if self._stopped:
+            return self._manifest
+        self._stopped = True
         if self._proc is not None:
+            if self._proc.poll() is None:
+                time.sleep(grace)
             self._terminate()
             time.sleep(0.05)
             self._parse_counts()
@@ -262,12 +290,16 @@ class Recorder:
             "dropped": self.dropped,
         }
         self.manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+        self._manifest = manifest
         return manifest
+
+    def manifest(self) -> dict:
+        """The manifest as last written (at start, then at stop)."""
+        return self._manifest
 
     def __enter__(self):
         self.start()
         return self
 
     def __exit__(self, *exc):
-        if self.alive():
-            self.stop()
+        self.stop()

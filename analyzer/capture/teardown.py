@@ -89,7 +89,7 @@ def drop_incoming(sock: socket.socket) -> None:
     """Attach a classic BPF program `ret #0`: the kernel drops all the socket would get."""
     insn = struct.pack("=HBBI", 0x06, 0, 0, 0)  # BPF_RET | BPF_K, accept 0 bytes
     buf = ctypes.create_string_buffer(insn, len(insn))
-    prog = struct.pack("=HxxxxxxP", 1, ctypes.addressof(buf))  # struct sock_fprog
+    prog = struct.pack("@HP", 1, ctypes.addressof(buf))  # struct sock_fprog, native layout
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, prog)
 
 
