@@ -108,9 +108,10 @@ def decode(data: bytes, name: str) -> tuple[str, list[str]]:
 def parse_log_text(text: str, name: str = "<text>", role: str | None = None,
                    os_hint: str | None = None, year_hint: int | None = None) -> LogFile:
     """``read_log`` for text already in memory."""
-    lines = [line.rstrip("\r") for line in text.split("\n")]
-    if lines and lines[-1] == "":
+    lines = text.split("\n")
+    if lines[-1] == "":  # the newline ending the last line starts no new line
         lines.pop()
+    lines = [line.rstrip("\r") for line in lines]
     stats: dict[str, object] = dict(lines=len(lines), events=0, unparsed=0, continuation=0,
                                     blank=0, separators=0, header=0, collapsed=0)
     warnings: list[str] = []
