@@ -385,7 +385,8 @@ def tool_versions() -> dict:
 
 
 def machine() -> dict:
-    m = {"cpus": os.cpu_count(), "platform": platform.platform()}
+    m = {"cpus": os.cpu_count(), "platform": platform.platform(),
+         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()]}
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
@@ -540,6 +541,12 @@ def main(argv=None) -> int:
     rss_src = next((r.get("rss_source") for e in results["sizes"].values()
                     for r in e["tools"].values() if r.get("rss_source")), None)
     print(f"peak RSS = max(largest process [{rss_src}], sum over the process tree [psutil, 50 ms])")
+    la0 = results["machine"]["loadavg_at_start"][0]
+    la1 = round(os.getloadavg()[0], 2)
+    results["machine"]["loadavg_at_end"] = la1
+    print(f"load average (1 min) at start {la0}, at end {la1}, on {os.cpu_count()} CPUs"
+          + ("  -- other work was running: figures are noisy, compare CPU s" if max(la0, la1)
+             > 0.5 * (os.cpu_count() or 1) else ""))
     results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     with open(out_json, "w") as fh:
         json.dump(results, fh, indent=1)
