@@ -6,6 +6,8 @@ in front of a "write tcp" error, so the label is kept separately and never sets 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from analyzer.logs.errors import canonical_errno
 from analyzer.logs.goerror import (endpoint_phrases, java_function, op_from_label, op_from_word,
                                    parse_go_error)
@@ -23,9 +25,14 @@ def _label(prefix: str) -> str | None:
 
 def message_fields(message: str, os_hint: str | None = None) -> dict[str, object]:
     """Fields named by one message; absent ones are None."""
+    return dict(_message_fields(message, os_hint))
+
+
+@lru_cache(maxsize=16384)  # soak-test logs repeat the same messages many times
+def _message_fields(message: str, os_hint: str | None) -> tuple[tuple[str, object], ...]:
     out: dict[str, object] = dict.fromkeys(FIELD_NAMES)
     if not message:
-        return out
+        return tuple(out.items())
     go = parse_go_error(message, os_hint)
     if go is not None:
         out.update(label=_label(message[:go.start]), errno=go.errno, op=go.op,
@@ -50,7 +57,7 @@ def message_fields(message: str, os_hint: str | None = None) -> dict[str, object
         if out[key] is None:
             out[key] = value
     out["lifecycle"] = lifecycle_of(message)
-    return out
+    return tuple(out.items())
 
 
 def merged_fields(lines: list[str], os_hint: str | None = None) -> dict[str, object]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from analyzer.logs.errors import canonical_errno
 
@@ -87,6 +88,7 @@ def split_hostport(text: str | None) -> tuple[str | None, int | None]:
     return _valid_ip(host), port
 
 
+@lru_cache(maxsize=4096)  # the same few addresses recur on every line
 def _valid_ip(host: str | None) -> str | None:
     if not host:
         return None

@@ -193,3 +193,26 @@ def test_glog_header_names_the_year():
     log = parse_log_text(text)
     assert log.events.iloc[0]["local_time"] == T("2019-07-18 06:07:41.000001")
     assert log.stats["header"] == 2 and not log.warnings
+
+
+@pytest.mark.parametrize("message,label", [
+    ("[app<anet>:1088] state: running-suspended", "suspended"),
+    ("state: running-active-NotVisible", "background"),
+    ("state: running-active", "foreground"),
+    ("Process resumed", "resumed"),
+    ("applicationDidEnterBackground", "background"),
+    ("sceneWillEnterForeground", "foreground"),
+    ("MainActivity onPause()", "background"),
+    ("Going to sleep due to power button (uid 1000)...", "screen_off"),
+    ('Display device changed state: "Built-in Screen", OFF', "screen_off"),
+    ("Waking up from sleep (uid 1000)", "screen_on"),
+    ("com.apple.springboard.lockcomplete", "locked"),
+    ("android.intent.action.USER_PRESENT", "unlocked"),
+    ("app went to background", "background"),
+    ("back to foreground", "foreground"),
+    ("write udp 10.0.0.159:33322->10.0.1.238:15000: write: broken pipe", None),
+    ("activeConnections=3", None),
+])
+def test_lifecycle_labels(message, label):
+    from analyzer.logs.lifecycle import lifecycle_of
+    assert lifecycle_of(message) == label
