@@ -1,0 +1,28 @@
+# analyzer: common tasks. `make install demo` on a fresh machine analyses the bundled samples.
+PYTHON ?= python3
+SAMPLES := $(wildcard captures/*/capture.pcap*)
+
+.PHONY: install test demo bench clean
+
+install:
+	$(PYTHON) -m pip install -q -e '.[test]'
+
+test:
+	$(PYTHON) -m pytest -q
+
+# Analyse every bundled sample session (capture + app.log + server.log) into its analysis/ folder.
+demo:
+	@test -n "$(SAMPLES)" || { echo "no sample sessions in captures/"; exit 1; }
+	@for cap in $(SAMPLES); do \
+		dir=$$(dirname $$cap); logs=""; \
+		for log in $$dir/app.log $$dir/server.log; do [ -f $$log ] && logs="$$logs --logs $$log"; done; \
+		phone=$$(cat $$dir/phone 2>/dev/null); \
+		echo "== $$dir"; \
+		analyze $$cap $$logs $${phone:+--phone $$phone} --out $$dir/analysis || exit 1; \
+	done
+
+bench:
+	$(PYTHON) bench/run.py
+
+clean:
+	rm -rf captures/*/analysis .pytest_cache
