@@ -153,12 +153,12 @@ class PhoneApp:
 
     def _background(self) -> None:
         with self._lock:
-            if not self._awake.is_set() or self._stop.is_set():
-                return
-            self.log.log("app did enter background")
-            self._awake.clear()
-            self.truth["background_at"].append(time.time())
+            if self._stop.is_set() or len(self.truth["background_at"]) > len(self.truth["resume_at"]):
+                return  # already in background
+            self.truth["background_at"].append(self.log.log("app did enter background"))
             kind = self.profile.background
+            if kind != "none":  # other brands let a background app keep running
+                self._awake.clear()
             mech = self.truth["mechanisms"]
             conns = [s for s in (self._tcp, *self._conns) if s and not s.broken]
             if kind == "destroy":
@@ -182,12 +182,11 @@ class PhoneApp:
 
     def _resume(self) -> None:
         with self._lock:
-            if self._awake.is_set() or self._stop.is_set():
-                return
+            if self._stop.is_set() or len(self.truth["resume_at"]) >= len(self.truth["background_at"]):
+                return  # not in background
             if self.profile.background == "destroy" and self._listener:
                 teardown.allow_incoming(self._listener)  # the firewall lifts in foreground
-            self.truth["resume_at"].append(time.time())
-            self.log.log("app will enter foreground")
+            self.truth["resume_at"].append(self.log.log("app will enter foreground"))
             self._awake.set()
 
     # -- UDP and TCP client: send every interval -------------------------------------------

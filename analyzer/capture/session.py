@@ -69,10 +69,13 @@ def _spawn(args: list[str], name: str, ready_timeout: float = 15.0) -> subproces
     return proc
 
 
-def _end(proc: subprocess.Popen, timeout: float = 10.0) -> None:
-    """SIGTERM (our commands shut down cleanly on it), then SIGKILL."""
+def _end(proc: subprocess.Popen, timeout: float = 10.0, signalled: bool = False) -> None:
+    """SIGTERM (our commands shut down cleanly on it), then SIGKILL.
+
+    Only one SIGTERM: a second one would hit the default handler mid-shutdown."""
     if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
+        if not signalled:
+            proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -127,7 +130,7 @@ def run_session(spec: SessionSpec) -> dict:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
         for p in procs:
-            _end(p)
+            _end(p, signalled=True)
     _write_truth(out, spec, rec.manifest())
     if spec.analyze:
         result.update(analyse(out, spec.phone))

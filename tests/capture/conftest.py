@@ -40,6 +40,10 @@ def ports():
 
     Each test gets its own: a previous test's TIME_WAIT must not make the next one fail.
     """
+    return pick_ports()
+
+
+def pick_ports() -> dict:
     rng = random.Random()
     for _ in range(200):
         base = rng.randrange(20000, 30000, 4)
