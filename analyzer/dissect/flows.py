@@ -568,11 +568,11 @@ class FlowTable:
         self.EP = np.concatenate([self.EP, np.zeros((n - old, 2, N_EP), np.int64)])
         self.HIST = np.concatenate([self.HIST, np.zeros((n - old, HMAX), np.uint8)])
         nfree = int(self.C[C_NFREE])
-        free = np.empty(nfree + n - old, np.int64)
+        free = np.empty(n, np.int64)      # room for every slot: all may be free at once
         free[:nfree] = self.free[:nfree]
-        free[nfree:] = np.arange(n - 1, old - 1, -1)
+        free[nfree:nfree + n - old] = np.arange(n - 1, old - 1, -1)
         self.free = free
-        self.C[C_NFREE] = len(free)
+        self.C[C_NFREE] = nfree + n - old
         self.capacity = n
         size = 1
         while size < 2 * n:

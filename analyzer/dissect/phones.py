@@ -53,24 +53,28 @@ def attribute(flows: pd.DataFrame, events: pd.DataFrame, phones: list[str]) -> N
         return np.select([is_phone, flow_has_phone & (addr != "")], ["phone", "server"], "unknown")
 
     side = flows["teardown_side"].to_numpy()
-    actor = np.where(side == 1, flows["responder_ip"], flows["initiator_ip"])
-    actor = np.where(side == -2, flows["icmp_sender"], actor)
+    ini_o = flows["initiator_ip"].to_numpy(object)
+    res_o = flows["responder_ip"].to_numpy(object)
+    icmp_o = flows["icmp_sender"].to_numpy(object)
+    actor = np.where(side == 1, res_o, ini_o)
+    actor = np.where(side == -2, icmp_o, actor)
     actor = np.where(side == -1, "", actor)
     teardown_by = by_address(pd.Series(actor, index=flows.index), has_phone)
     # an ICMP error from neither end (a router) is not the server's doing
-    router = (side == -2) & ~flows["icmp_sender"].isin(phone_set) & \
-        (flows["icmp_sender"] != flows["initiator_ip"]) & (flows["icmp_sender"] != flows["responder_ip"])
-    teardown_by[router.to_numpy()] = "unknown"
+    router = (side == -2) & ~np.isin(icmp_o, list(phone_set)) & (icmp_o != ini_o) & (icmp_o != res_o)
+    teardown_by[router] = "unknown"
     flows["teardown_by"] = teardown_by
 
     if len(events):
         flow_phone = has_phone.set_axis(flows["flow_id"]).reindex(events["flow_id"]).fillna(False).to_numpy()
-        sender = by_address(events["src_ip"].fillna(""), pd.Series(flow_phone, index=events.index))
+        src = events["src_ip"].astype(object)
+        sender = by_address(src, pd.Series(flow_phone, index=events.index))
         icmp = (events["kind"] == "icmp_unreachable").to_numpy()
         # for ICMP: a router's error is "unknown"; the far end's is "server"
         ends = flows.set_index("flow_id")[["initiator_ip", "responder_ip"]].reindex(events["flow_id"])
-        from_end = (events["src_ip"].to_numpy() == ends["initiator_ip"].to_numpy()) | \
-                   (events["src_ip"].to_numpy() == ends["responder_ip"].to_numpy())
+        src_o = src.to_numpy(object)
+        from_end = (src_o == ends["initiator_ip"].to_numpy(object)) | \
+                   (src_o == ends["responder_ip"].to_numpy(object))
         sender = np.where(icmp & (sender == "server") & ~from_end, "unknown", sender)
         events["sender"] = sender
     else:

@@ -46,6 +46,15 @@ def ts_digits(resolution: str) -> int:
     return digits
 
 
+def text(column) -> pa.Array:
+    """A text column (plain or categorical) as an Arrow string array."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = np.asarray(column.cat.codes, dtype=np.int32)
+        dictionary = pa.array([str(c) for c in column.cat.categories], pa.string())
+        return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), dictionary).cast(pa.string())
+    return pa.array(column.astype(object).tolist(), pa.string())
+
+
 def _int_or_null(values, valid) -> pa.Array:
     return pa.array(np.asarray(values, dtype=np.int64), mask=~np.asarray(valid, dtype=bool))
 
@@ -54,13 +63,13 @@ def flows_table(flows: pd.DataFrame, digits: int) -> pa.Table:
     has_teardown = (flows["teardown"] != "open").to_numpy()
     cols = {
         "flow_id": pa.array(flows["flow_id"].to_numpy(np.int64)),
-        "proto": pa.array(flows["proto"].astype(str).tolist(), pa.string()),
+        "proto": text(flows["proto"]),
         "ip_version": pa.array(flows["ip_version"].to_numpy(np.int64)),
-        "initiator_ip": pa.array(flows["initiator_ip"].tolist(), pa.string()),
+        "initiator_ip": text(flows["initiator_ip"]),
         "initiator_port": pa.array(flows["initiator_port"].to_numpy(np.int64)),
-        "responder_ip": pa.array(flows["responder_ip"].tolist(), pa.string()),
+        "responder_ip": text(flows["responder_ip"]),
         "responder_port": pa.array(flows["responder_port"].to_numpy(np.int64)),
-        "phone_role": pa.array(flows["phone_role"].tolist(), pa.string()),
+        "phone_role": text(flows["phone_role"]),
         "first_ts": ts_text(flows["first_ts_ns"], digits),
         "last_ts": ts_text(flows["last_ts_ns"], digits),
         "first_frame": pa.array(flows["first_frame"].to_numpy(np.int64)),
@@ -69,10 +78,10 @@ def flows_table(flows: pd.DataFrame, digits: int) -> pa.Table:
         "packets_r2i": pa.array(flows["packets_r2i"].to_numpy(np.int64)),
         "bytes_i2r": pa.array(flows["bytes_i2r"].to_numpy(np.int64)),
         "bytes_r2i": pa.array(flows["bytes_r2i"].to_numpy(np.int64)),
-        "conn_state": pa.array(flows["conn_state"].tolist(), pa.string()),
-        "history": pa.array(flows["history"].tolist(), pa.string()),
-        "teardown": pa.array(flows["teardown"].tolist(), pa.string()),
-        "teardown_by": pa.array(flows["teardown_by"].tolist(), pa.string()),
+        "conn_state": text(flows["conn_state"]),
+        "history": text(flows["history"]),
+        "teardown": text(flows["teardown"]),
+        "teardown_by": text(flows["teardown_by"]),
         "teardown_ts": ts_text(flows["teardown_ts_ns"], digits, has_teardown),
         "teardown_frame": _int_or_null(flows["teardown_frame"], has_teardown),
         "syn_count": pa.array(flows["syn_count"].to_numpy(np.int64)),
@@ -87,14 +96,14 @@ def events_table(events: pd.DataFrame, digits: int) -> pa.Table:
         "ts": ts_text(events["ts_ns"], digits),
         "frame": pa.array(events["frame"].to_numpy(np.int64)),
         "flow_id": pa.array(events["flow_id"].to_numpy(np.int64)),
-        "kind": pa.array(events["kind"].tolist(), pa.string()),
-        "sender": pa.array(events["sender"].tolist(), pa.string()),
-        "src_ip": pa.array(events["src_ip"].tolist(), pa.string()),
+        "kind": text(events["kind"]),
+        "sender": text(events["sender"]),
+        "src_ip": text(events["src_ip"]),
         "src_port": pa.array(src_port.astype("Int64").to_numpy(np.int64, na_value=0),
                              mask=src_port.isna().to_numpy()),
-        "dst_ip": pa.array(events["dst_ip"].tolist(), pa.string()),
+        "dst_ip": text(events["dst_ip"]),
         "dst_port": pa.array(events["dst_port"].to_numpy(np.int64)),
-        "detail": pa.array(events["detail"].tolist(), pa.string()),
+        "detail": text(events["detail"]),
     }
     assert list(cols) == schema.EVENT_COLUMNS
     return pa.table(cols)
