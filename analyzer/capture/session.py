@@ -118,10 +118,13 @@ def run_session(spec: SessionSpec) -> dict:
             "--dial-timeout", str(spec.dial_timeout), "--read-timeout", "2",
             "--log", str(out / "server.log")], "analyze serve"))
         deadline = time.monotonic() + spec.duration
-        while time.monotonic() < deadline:
-            if any(p.poll() is not None for p in procs):
-                raise RecordError("a session process exited early")
-            time.sleep(0.1)
+        try:
+            while time.monotonic() < deadline:
+                if any(p.poll() is not None for p in procs):
+                    raise RecordError("a session process exited early")
+                time.sleep(0.1)
+        except KeyboardInterrupt:  # Ctrl-C ends the session early but keeps what it has
+            result["interrupted"] = True
         rec.stop()
     finally:
         rec.stop()

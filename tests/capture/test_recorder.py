@@ -122,3 +122,25 @@ def test_record_command_stops_on_sigint_without_torn_record(tmp_path, ports):
     assert manifest["ports"] == {"udp": [ports["udp"]], "tcp": [ports["tcp"]],
                                  "phone": [ports["phone"]]}
     assert f"host {PHONE}" in manifest["filter"]
+
+
+@needs_root
+@needs_tshark
+def test_falls_back_to_scapy_and_says_so(tmp_path, ports):
+    """With neither tool on PATH, scapy records (unfiltered if it cannot compile the filter)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "python3").symlink_to(sys.executable)
+    out = tmp_path / "fb.pcapng"
+    env = {"PYTHONPATH": str(REPO), "PATH": str(bindir)}
+    proc = subprocess.Popen([sys.executable, "-m", "analyzer.cli", "record", "-w", str(out),
+                             "--udp-port", str(ports["udp"]), "--duration", "4"],
+                            env=env, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.5)
+    _send_udp(ports["udp"], 3)
+    assert proc.wait(60) == 0
+    err = proc.stderr.read()
+    assert "neither dumpcap nor tcpdump found on PATH: recording with scapy" in err
+    assert tshark_count(out, f"udp.dstport == {ports['udp']} and not icmp") == 3
+    manifest = json.loads((tmp_path / "fb.manifest.json").read_text())
+    assert manifest["tool"]["name"] == "scapy"
