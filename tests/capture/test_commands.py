@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import PHONE, REPO, SERVER, needs_root, run_cli
+from tests.capture.support import PHONE, REPO, SERVER, needs_root, run_cli
 
 
 def _start(*args):

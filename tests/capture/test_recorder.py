@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from analyzer.capture.recorder import Recorder, find_tool, rights_hint
-from conftest import (PHONE, REPO, SERVER, needs_capture_tool, needs_root, needs_tshark,
-                      run_cli, tshark_count)
+from tests.capture.support import (PHONE, REPO, SERVER, needs_capture_tool, needs_root,
+                                   needs_tshark, run_cli, tshark_count)
 
 
 def _send_udp(port: int, n: int) -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (PHONE, SERVER, needs_capture_tool, needs_root, needs_tshark, pick_ports,
-                      run_cli, tshark_tcp)
+from tests.capture.support import (PHONE, SERVER, needs_capture_tool, needs_root,
+                                   needs_tshark, pick_ports, run_cli, tshark_tcp)
 
 pytestmark = [needs_root, needs_tshark, needs_capture_tool]
 

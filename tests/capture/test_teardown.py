@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from analyzer.capture import teardown
-from conftest import PHONE, SERVER
+from tests.capture.support import PHONE, SERVER
 
 needs_admin = pytest.mark.skipif(os.geteuid() != 0, reason="SOCK_DESTROY needs CAP_NET_ADMIN (root)")
 
