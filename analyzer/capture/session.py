@@ -135,6 +135,7 @@ def run_session(spec: SessionSpec) -> dict:
         for p in procs:
             _end(p, signalled=True)
     _write_truth(out, spec, rec.manifest())
+    (out / "phone").write_text(spec.phone + "\n")  # what `make demo` reads for --phone
     if spec.analyze:
         result.update(analyse(out, spec.phone))
     return result

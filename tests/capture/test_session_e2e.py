@@ -73,7 +73,7 @@ def _near(ts_list, when, tol=0.5):
 def test_session_directory_is_complete(session):
     names = {p.name for p in session["dir"].iterdir()}
     assert {"capture.pcapng", "capture.manifest.json", "app.log", "server.log",
-            "truth.json", "app.truth.json"} <= names
+            "truth.json", "app.truth.json", "phone"} <= names
     t = session["truth"]
     assert t["profile"] == session["profile"]
     assert len(t["app"]["background_at"]) == 1 and len(t["app"]["resume_at"]) == 1
