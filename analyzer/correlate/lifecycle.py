@@ -1,0 +1,255 @@
+"""Background / foreground periods of the phone app.
+
+Two sources, in this order of trust:
+
+1. lifecycle lines in the logs (the `lifecycle` column the log reader fills, plus any user
+   patterns) -> periods with basis "log";
+2. when the logs have none: a teardown burst the phone sends across its flows (several RST or
+   FIN from the phone within a short window, or one followed by refused / unanswered SYNs to
+   its listener) -> periods with basis "capture".
+
+Every period lists the evidence it rests on (frames and log lines), so a reader can check it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+# Labels (analyzer/logs/lifecycle.py vocabulary) that take the app out of the foreground, and
+# the ones that bring it back. Screen labels only cover the screen; app labels cover both.
+APP_AWAY = {"background", "suspended"}
+SCREEN_AWAY = {"screen_off", "locked"}
+APP_BACK = {"foreground", "resumed"}
+SCREEN_BACK = {"screen_on", "unlocked"}
+# A period is named after the strongest label seen inside it.
+_STATE_RANK = {"suspended": 3, "background": 2, "screen_off": 1, "locked": 1}
+
+BURST_WINDOW_S = 2.0        # phone teardowns this close together are one burst
+BURST_MIN_FLOWS = 2         # ...across at least this many flows
+FOLLOW_WINDOW_S = 300.0     # a lone teardown counts when listener SYNs fail within this
+MAX_EVIDENCE = 20           # per period: enough to check, small enough for summary.json
+
+_PHONE_TEARDOWNS = ("rst", "fin")
+_LISTENER_FAILURES = ("refused", "syn_unanswered")
+
+
+def periods(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | None,
+            phones: Iterable[str] | None = None, patterns=None) -> list[dict]:
+    """Background periods: [{start_ns, end_ns (None: still away at the end), state,
+    evidence: [...], basis: "log"|"capture"}], ordered by start."""
+    labelled = lifecycle_lines(logs, patterns)
+    if len(labelled):
+        found = _log_periods(labelled)
+        for period in found:
+            # The capture's view of the same moment, as supporting evidence.
+            period["evidence"] += _phone_teardowns_between(flows, period["start_ns"] - int(BURST_WINDOW_S * 1e9),
+                                                           period["end_ns"])
+            period["evidence"] = period["evidence"][:MAX_EVIDENCE]
+        if found:
+            return found
+    return bursts(flows, events)
+
+
+# --------------------------------------------------------------------------- from the logs
+
+
+def parse_patterns(patterns) -> list[tuple[re.Pattern, str]]:
+    """User lifecycle patterns: a dict {regex: state}, pairs (regex, state), or strings
+    "REGEX=state" (the command-line form; the last '=' splits)."""
+    if not patterns:
+        return []
+    items = patterns.items() if isinstance(patterns, dict) else patterns
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            regex, sep, state = item.rpartition("=")
+            if not sep:
+                raise ValueError(f"lifecycle pattern {item!r}: expected REGEX=state")
+        else:
+            regex, state = item
+        state = state.strip().lower()
+        if state not in APP_AWAY | SCREEN_AWAY | APP_BACK | SCREEN_BACK:
+            raise ValueError(f"lifecycle pattern {regex!r}: unknown state {state!r}")
+        out.append((re.compile(regex), state))
+    return out
+
+
+def lifecycle_lines(logs: pd.DataFrame | None, patterns=None) -> pd.DataFrame:
+    """The log rows that carry a lifecycle label and a capture-clock time, ordered by time;
+    user patterns label rows first (the user knows their app's words best)."""
+    if logs is None or len(logs) == 0 or "ts_ns" not in logs:
+        return pd.DataFrame(columns=["ts_ns", "state", "source", "raw_time", "message"])
+    label = (logs["lifecycle"].astype(object) if "lifecycle" in logs
+             else pd.Series([None] * len(logs), index=logs.index, dtype=object))
+    label = label.where(label.notna(), None)
+    compiled = parse_patterns(patterns)
+    if compiled:
+        messages = logs["message"].astype(str)
+        for regex, state in reversed(compiled):  # earlier patterns win
+            hit = messages.str.contains(regex, na=False)
+            label = label.where(~hit, state)
+    keep = label.notna() & logs["ts_ns"].notna()
+    rows = logs.loc[keep]
+    out = pd.DataFrame({
+        "ts_ns": rows["ts_ns"].astype("int64"),
+        "state": label[keep].astype(str),
+        "source": rows["source"].astype(object) if "source" in rows else None,
+        "raw_time": rows["raw_time"].astype(object) if "raw_time" in rows else None,
+        "message": rows["message"].astype(object) if "message" in rows else None,
+    })
+    return out.sort_values("ts_ns", kind="stable").reset_index(drop=True)
+
+
+def _log_periods(lines: pd.DataFrame) -> list[dict]:
+    found: list[dict] = []
+    app_away = screen_away = False
+    current: dict | None = None
+    for row in lines.itertuples(index=False):
+        state = row.state
+        if state in APP_AWAY:
+            app_away = True
+        elif state in SCREEN_AWAY:
+            screen_away = True
+        elif state in APP_BACK:
+            app_away = screen_away = False   # visible again: the screen is on too
+        elif state in SCREEN_BACK:
+            screen_away = False
+        else:
+            continue
+        away = app_away or screen_away
+        if away and current is None:
+            current = {"start_ns": int(row.ts_ns), "end_ns": None, "state": state,
+                       "evidence": [], "basis": "log"}
+            found.append(current)
+        if current is not None:
+            current["evidence"].append(log_evidence(row))
+            if _STATE_RANK.get(state, 0) > _STATE_RANK.get(current["state"], 0):
+                current["state"] = state
+            if not away:
+                current["end_ns"] = int(row.ts_ns)
+                current = None
+    return found
+
+
+def log_evidence(row) -> dict:
+    get = row.get if isinstance(row, dict) else (lambda k, d=None: getattr(row, k, d))
+    ts = get("ts_ns")
+    return {"type": "log", "source": _text(get("source")), "raw_time": _text(get("raw_time")),
+            "ts_ns": None if ts is None or pd.isna(ts) else int(ts),
+            "message": _text(get("message"))}
+
+
+def _text(value):
+    return None if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+
+
+# --------------------------------------------------------------------------- from the capture
+
+
+def frame_evidence(frame: int, flow_id: int, kind: str, sender: str, ts_ns: int) -> dict:
+    return {"type": "frame", "frame": int(frame), "flow_id": int(flow_id), "kind": str(kind),
+            "sender": str(sender), "ts_ns": int(ts_ns), "filter": f"frame.number == {int(frame)}"}
+
+
+def _phone_teardown_table(flows: pd.DataFrame) -> pd.DataFrame:
+    if flows is None or len(flows) == 0:
+        return flows.iloc[0:0] if flows is not None else pd.DataFrame()
+    mask = (flows["teardown"].astype(str).isin(_PHONE_TEARDOWNS)
+            & (flows["teardown_by"].astype(str) == "phone")
+            & (flows["proto"].astype(str).str.lower() == "tcp"))
+    return flows.loc[mask].sort_values("teardown_ts_ns", kind="stable")
+
+
+def _phone_teardowns_between(flows, start_ns: int, end_ns: int | None) -> list[dict]:
+    table = _phone_teardown_table(flows)
+    if len(table) == 0:
+        return []
+    ts = table["teardown_ts_ns"].to_numpy(np.int64)
+    mask = ts >= start_ns
+    if end_ns is not None:
+        mask &= ts <= end_ns
+    return [frame_evidence(r.teardown_frame, r.flow_id, r.teardown, "phone", r.teardown_ts_ns)
+            for r in table.loc[mask].head(MAX_EVIDENCE).itertuples(index=False)]
+
+
+def _listener_failures(flows: pd.DataFrame) -> pd.DataFrame:
+    """SYNs to the phone's listener that were refused or went unanswered."""
+    mask = ((flows["phone_role"].astype(str) == "responder")
+            & (flows["proto"].astype(str).str.lower() == "tcp")
+            & flows["teardown"].astype(str).isin(_LISTENER_FAILURES))
+    return flows.loc[mask].sort_values("first_ts_ns", kind="stable")
+
+
+def _signs_of_life(flows: pd.DataFrame, events: pd.DataFrame) -> np.ndarray:
+    """Times at which the phone acted like a foreground app: it dialled (SYN), accepted
+    (SYN-ACK) or started a new UDP conversation."""
+    times = []
+    if events is not None and len(events):
+        kind = events["kind"].astype(str)
+        sender = events["sender"].astype(str)
+        mask = kind.isin(("syn", "synack")) & (sender == "phone")
+        times.append(events.loc[mask, "ts_ns"].to_numpy(np.int64))
+    if len(flows):
+        mask = ((flows["proto"].astype(str).str.lower() == "udp")
+                & (flows["phone_role"].astype(str) == "initiator"))
+        times.append(flows.loc[mask, "first_ts_ns"].to_numpy(np.int64))
+    return np.sort(np.concatenate(times)) if times else np.empty(0, np.int64)
+
+
+def bursts(flows: pd.DataFrame, events: pd.DataFrame, window_s: float = BURST_WINDOW_S,
+           min_flows: int = BURST_MIN_FLOWS) -> list[dict]:
+    """Periods inferred from the capture alone (basis "capture")."""
+    if flows is None or len(flows) == 0:
+        return []
+    table = _phone_teardown_table(flows)
+    if len(table) == 0:
+        return []
+    failures = _listener_failures(flows)
+    fail_ts = failures["first_ts_ns"].to_numpy(np.int64)
+    life = _signs_of_life(flows, events)
+    window = int(window_s * 1e9)
+    ts = table["teardown_ts_ns"].to_numpy(np.int64)
+    rows = list(table.itertuples(index=False))
+    found: list[dict] = []
+    i = 0
+    while i < len(rows):
+        j = i
+        while j + 1 < len(rows) and ts[j + 1] - ts[i] <= window:
+            j += 1
+        start, burst_end = int(ts[i]), int(ts[j])
+        # The phone's next foreground act after the burst ends the period.
+        later = life[life > burst_end]
+        end = int(later[0]) if len(later) else None
+        horizon = end if end is not None else burst_end + int(FOLLOW_WINDOW_S * 1e9)
+        follow = failures.loc[(fail_ts > start) & (fail_ts <= horizon)]
+        flows_hit = {rows[k].flow_id for k in range(i, j + 1)}
+        if len(flows_hit) >= min_flows or len(follow):
+            evidence = [frame_evidence(r.teardown_frame, r.flow_id, r.teardown, "phone",
+                                       r.teardown_ts_ns) for r in rows[i:j + 1]]
+            evidence += [frame_evidence(r.teardown_frame, r.flow_id, r.teardown,
+                                        str(r.teardown_by), r.teardown_ts_ns)
+                         for r in follow.itertuples(index=False)]
+            if found and found[-1]["end_ns"] is None:
+                found[-1]["evidence"] = (found[-1]["evidence"] + evidence)[:MAX_EVIDENCE]
+            else:
+                found.append({"start_ns": start, "end_ns": end, "state": "background",
+                              "evidence": evidence[:MAX_EVIDENCE], "basis": "capture"})
+        i = j + 1
+    return found
+
+
+def in_periods(ts_ns, found: list[dict], slack_s: float = 0.0) -> np.ndarray:
+    """Boolean mask: which times fall inside a period (an open end runs to the end of time;
+    `slack_s` widens each period at its start, for clocks a little apart)."""
+    ts = np.asarray(ts_ns, dtype=np.int64)
+    mask = np.zeros(len(ts), dtype=bool)
+    slack = int(slack_s * 1e9)
+    for period in found:
+        start = period["start_ns"] - slack
+        end = period["end_ns"]
+        mask |= (ts >= start) & (ts <= (np.iinfo(np.int64).max if end is None else end))
+    return mask

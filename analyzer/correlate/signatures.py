@@ -1,0 +1,535 @@
+"""Platform behaviours as data, and the verdict.
+
+The behaviours live in analyzer/data/signatures.toml (a user adds or overrides them with a
+file of their own). This module measures a fixed set of facts about the session (FEATURES),
+scores every signature's cues against them, and names the best one, with the evidence and
+the remedy. It also regenerates the field report's table (`seed_table`): per socket kind,
+what the app and the server saw and what a reconnect got.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analyzer.correlate import lifecycle as lifecycle_mod
+
+KINDS = ("udp", "tcp_client", "tcp_server")
+# Facts a cue may test (name -> what it measures); kept in one place for signature authors.
+FEATURES = {
+    "phone_rst_flows": "TCP flows the phone ended with RST",
+    "phone_fin_flows": "TCP flows the phone ended with FIN",
+    "phone_teardowns": "flows the phone ended (RST or FIN)",
+    "server_rst_flows": "TCP flows the server side ended with RST",
+    "server_fin_flows": "TCP flows the server side ended with FIN",
+    "server_teardowns": "flows the server side ended (RST, FIN, refused, ICMP unreachable)",
+    "server_rst_after_idle": "server-side RSTs on flows quiet for >= IDLE_S between packets",
+    "listener_syn_unanswered": "connects to the phone's listener nobody answered",
+    "listener_syn_refused": "connects to the phone's listener the phone refused",
+    "listener_failures": "both of the above",
+    "dial_refused": "the phone's connects refused by the server",
+    "dial_unanswered": "the phone's connects nobody answered",
+    "udp_icmp_unreachable": "UDP flows answered with ICMP unreachable by the server",
+    "server_wrote_after_fin": "server writes after the phone's FIN",
+    "rst_flows": "flows ended by RST (either side)",
+    "teardown_flows": "flows with any teardown (not open)",
+    "clean_close_share": "share of FIN-closed TCP flows that closed both ways (SF)",
+    "phone_teardown_burst": "the phone tore down several flows at once (capture alone)",
+    "lifecycle_periods": "background periods found (logs or capture)",
+    "lifecycle_from_logs": "the periods come from log lines",
+    "phone_teardowns_in_background": "share of the phone's teardowns inside background periods",
+    "app_errno": "canonical errnos in app log lines",
+    "server_errno": "canonical errnos in server log lines",
+    "error_lines": "log lines carrying an errno",
+    "app_platform": "android | ios | None, from the app log's format",
+    "app_log_text": "app log messages (op 'matches')",
+    "server_log_text": "server log messages (op 'matches')",
+}
+IDLE_S = 30.0
+BACKGROUND_SLACK_S = 5.0     # a flow that went quiet this soon before a period counts as in it
+MAX_SESSION_EVIDENCE = 30
+MAX_FLOW_VERDICTS = 5000     # summary.json stays readable on a soak test
+
+_DIAL_OPS = {"dial", "connect", "bind"}
+_LOG_COLUMNS = ("ts_ns", "role", "message", "errno", "op", "proto", "local_ip", "local_port",
+                "remote_ip", "remote_port", "flow_id", "format", "source", "raw_time")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_signatures(extra_path: str | Path | None = None) -> dict:
+    """The built-in signatures, then the user's file: same id replaces, new id appends.
+    Returns {"settings": {...}, "signatures": [...]} (order = tie-break order)."""
+    text = resources.files("analyzer").joinpath("data/signatures.toml").read_text("utf-8")
+    base = tomllib.loads(text)
+    settings = dict(base.get("settings", {}))
+    sigs = list(base.get("signature", []))
+    if extra_path is not None:
+        try:
+            with open(extra_path, "rb") as f:
+                extra = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(f"signature file {extra_path}: {exc}") from exc
+        settings.update(extra.get("settings", {}))
+        index = {s["id"]: i for i, s in enumerate(sigs)}
+        for sig in extra.get("signature", []):
+            if sig.get("id") in index:
+                sigs[index[sig["id"]]] = sig
+            else:
+                sigs.append(sig)
+    for sig in sigs:
+        _validate(sig, extra_path)
+    return {"settings": settings, "signatures": sigs}
+
+
+def _validate(sig: dict, origin) -> None:
+    where = f"signature {sig.get('id', '?')!r}" + (f" ({origin})" if origin else "")
+    if not sig.get("id"):
+        raise ValueError(f"{where}: no id")
+    for cue in sig.get("cue", []):
+        if cue.get("feature") not in FEATURES:
+            raise ValueError(f"{where}: unknown feature {cue.get('feature')!r}")
+        if cue.get("op") not in _OPS:
+            raise ValueError(f"{where}: unknown op {cue.get('op')!r}")
+        if cue.get("op") == "matches":
+            re.compile(cue["value"])
+
+
+# --------------------------------------------------------------------------- socket kinds
+
+
+def socket_kinds(flows: pd.DataFrame) -> pd.Series:
+    """udp | tcp_client (the phone dialled) | tcp_server (dialled to the phone) | other."""
+    if flows is None or len(flows) == 0:
+        return pd.Series([], dtype=object)
+    proto = flows["proto"].astype(str).str.lower().to_numpy()
+    role = flows["phone_role"].astype(str).to_numpy()
+    out = np.full(len(flows), "other", dtype=object)
+    out[proto == "udp"] = "udp"
+    out[(proto == "tcp") & (role == "initiator")] = "tcp_client"
+    out[(proto == "tcp") & (role == "responder")] = "tcp_server"
+    return pd.Series(out, index=flows.index)
+
+
+def _norm_logs(logs: pd.DataFrame | None) -> pd.DataFrame:
+    """A logs frame with every column this module reads (an empty one when there are none)."""
+    if logs is None or len(logs) == 0:
+        return pd.DataFrame({c: pd.Series([], dtype=object) for c in _LOG_COLUMNS})
+    out = logs.copy()
+    for c in _LOG_COLUMNS:
+        if c not in out:
+            out[c] = None
+    return out
+
+
+def log_kinds(logs: pd.DataFrame, flows: pd.DataFrame) -> pd.Series:
+    """The socket kind each log line is about: its matched flow's kind, else from the
+    protocol, the operation and the ports the capture shows listening."""
+    logs = _norm_logs(logs)
+    if len(logs) == 0:
+        return pd.Series([], dtype=object)
+    kinds = socket_kinds(flows)
+    by_flow = dict(zip(flows["flow_id"].astype("int64"), kinds)) if len(flows) else {}
+    is_tcp = flows["proto"].astype(str).str.lower() == "tcp" if len(flows) else pd.Series([], dtype=bool)
+    server_ports = set(flows.loc[is_tcp & (kinds == "tcp_client"), "responder_port"].astype(int)) if len(flows) else set()
+    phone_ports = set(flows.loc[is_tcp & (kinds == "tcp_server"), "responder_port"].astype(int)) if len(flows) else set()
+
+    def one(row) -> str | None:
+        fid = row.flow_id
+        if fid is not None and not pd.isna(fid) and int(fid) in by_flow:
+            return by_flow[int(fid)]
+        proto = str(row.proto).lower() if isinstance(row.proto, str) else None
+        if proto == "udp":
+            return "udp"
+        if proto != "tcp":
+            return None
+        local = None if row.local_port is None or pd.isna(row.local_port) else int(row.local_port)
+        remote = None if row.remote_port is None or pd.isna(row.remote_port) else int(row.remote_port)
+        op = str(row.op) if isinstance(row.op, str) else ""
+        if row.role == "server":
+            if local in server_ports or (op == "accept"):
+                return "tcp_client"
+            if remote in phone_ports or op in ("dial", "connect"):
+                return "tcp_server"
+            return None
+        # app side
+        if remote in server_ports or op in ("dial", "connect"):
+            return "tcp_client"
+        if local in phone_ports or op == "accept":
+            return "tcp_server"
+        return None
+
+    return pd.Series([one(r) for r in logs.itertuples(index=False)], index=logs.index, dtype=object)
+
+
+def _platform_of_formats(formats) -> str | None:
+    names = {str(f) for f in formats if isinstance(f, str)}
+    if any(n.startswith("logcat") for n in names):
+        return "android"
+    if any(n.startswith("ios") or n in ("console-app", "idevicesyslog", "log-show-json",
+                                        "log-show-ndjson") for n in names):
+        return "ios"
+    return None
+
+
+# --------------------------------------------------------------------------- features
+
+
+def features(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | None,
+             periods: list[dict], phones=None) -> dict:
+    """The facts the cues test (see FEATURES)."""
+    logs = _norm_logs(logs)
+    f: dict = {}
+    n = len(flows) if flows is not None else 0
+    if n:
+        proto = flows["proto"].astype(str).str.lower()
+        teardown = flows["teardown"].astype(str)
+        by = flows["teardown_by"].astype(str)
+        kinds = socket_kinds(flows)
+        tcp = proto == "tcp"
+    else:
+        proto = teardown = by = kinds = pd.Series([], dtype=object)
+        tcp = pd.Series([], dtype=bool)
+
+    def count(mask) -> int:
+        return int(mask.sum()) if len(mask) else 0
+
+    f["phone_rst_flows"] = count(tcp & (teardown == "rst") & (by == "phone"))
+    f["phone_fin_flows"] = count(tcp & (teardown == "fin") & (by == "phone"))
+    f["phone_teardowns"] = f["phone_rst_flows"] + f["phone_fin_flows"]
+    f["server_rst_flows"] = count(tcp & (teardown == "rst") & (by == "server"))
+    f["server_fin_flows"] = count(tcp & (teardown == "fin") & (by == "server"))
+    f["dial_refused"] = count((kinds == "tcp_client") & (teardown == "refused") & (by == "server"))
+    f["dial_unanswered"] = count((kinds == "tcp_client") & (teardown == "syn_unanswered"))
+    f["udp_icmp_unreachable"] = count((proto == "udp") & (teardown == "icmp_unreachable") & (by == "server"))
+    f["server_teardowns"] = (f["server_rst_flows"] + f["server_fin_flows"] + f["dial_refused"]
+                             + f["udp_icmp_unreachable"])
+    f["listener_syn_unanswered"] = count((kinds == "tcp_server") & (teardown == "syn_unanswered"))
+    f["listener_syn_refused"] = count((kinds == "tcp_server") & (teardown == "refused") & (by == "phone"))
+    f["listener_failures"] = f["listener_syn_unanswered"] + f["listener_syn_refused"]
+    f["rst_flows"] = count(teardown == "rst")
+    f["teardown_flows"] = count(teardown != "open")
+    fin_closed = tcp & (teardown == "fin")
+    f["clean_close_share"] = (float((flows.loc[fin_closed, "conn_state"].astype(str) == "SF").mean())
+                              if count(fin_closed) else 0.0)
+    if n:
+        packets = (flows["packets_i2r"] + flows["packets_r2i"]).to_numpy(np.int64)
+        span = (flows["teardown_ts_ns"] - flows["first_ts_ns"]).to_numpy(np.int64) / 1e9
+        gap = span / np.maximum(packets - 1, 1)
+        f["server_rst_after_idle"] = count(tcp & (teardown == "rst") & (by == "server") & (gap >= IDLE_S))
+    else:
+        f["server_rst_after_idle"] = 0
+    ev_kind = events["kind"].astype(str) if events is not None and len(events) else pd.Series([], dtype=object)
+    ev_sender = events["sender"].astype(str) if events is not None and len(events) else pd.Series([], dtype=object)
+    f["server_wrote_after_fin"] = count((ev_kind == "data_after_fin") & (ev_sender == "server"))
+
+    f["phone_teardown_burst"] = bool(lifecycle_mod.bursts(flows, events)) if n else False
+    f["lifecycle_periods"] = len(periods)
+    f["lifecycle_from_logs"] = any(p.get("basis") == "log" for p in periods)
+    phone_td = tcp & teardown.isin(("rst", "fin")) & (by == "phone")
+    if count(phone_td) and periods:
+        inside = lifecycle_mod.in_periods(flows.loc[phone_td, "teardown_ts_ns"], periods, BACKGROUND_SLACK_S)
+        f["phone_teardowns_in_background"] = float(inside.mean())
+    else:
+        f["phone_teardowns_in_background"] = 0.0
+
+    role = logs["role"].astype(str)
+    errno = logs["errno"]
+    has_errno = errno.notna() & (errno.astype(str) != "")
+    f["app_errno"] = sorted(set(errno[has_errno & (role == "app")].astype(str)))
+    f["server_errno"] = sorted(set(errno[has_errno & (role == "server")].astype(str)))
+    f["error_lines"] = int(has_errno.sum())
+    f["app_platform"] = _platform_of_formats(logs.loc[role == "app", "format"].unique())
+    f["_app_messages"] = logs.loc[role == "app", "message"]
+    f["_server_messages"] = logs.loc[role == "server", "message"]
+    return f
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def _cmp(op):
+    return lambda got, want: got is not None and op(got, want)
+
+
+_OPS = {
+    ">=": _cmp(lambda a, b: a >= b), ">": _cmp(lambda a, b: a > b),
+    "<=": _cmp(lambda a, b: a <= b), "<": _cmp(lambda a, b: a < b),
+    "==": lambda a, b: a == b, "!=": lambda a, b: a != b,
+    "any": lambda a, b: bool(set(a or ()) & set(b)),
+    "none": lambda a, b: not (set(a or ()) & set(b)),
+    "matches": None,  # evaluated on the log text columns in _holds
+}
+
+
+def _holds(cue: dict, feats: dict) -> bool:
+    name, op, want = cue["feature"], cue["op"], cue.get("value")
+    if op == "matches":
+        column = feats.get("_app_messages" if name == "app_log_text" else "_server_messages")
+        if column is None or len(column) == 0:
+            return False
+        return bool(column.astype(str).str.contains(want, regex=True, na=False).any())
+    return bool(_OPS[op](feats.get(name), want))
+
+
+def score(sig: dict, feats: dict) -> tuple[float, list[dict]]:
+    """(score in [0, 1], the cues with whether each held). Score 0 if a required cue fails."""
+    positive = sum(c.get("weight", 1) for c in sig.get("cue", []) if c.get("weight", 1) > 0)
+    got = 0.0
+    checked = []
+    ruled_out = False
+    for cue in sig.get("cue", []):
+        held = _holds(cue, feats)
+        weight = cue.get("weight", 1)
+        if held:
+            got += weight          # a negative weight subtracts
+        elif cue.get("required"):
+            ruled_out = True
+        checked.append({"why": cue.get("why", cue["feature"]), "feature": cue["feature"],
+                        "held": held, "weight": weight, "required": bool(cue.get("required"))})
+    if ruled_out or positive <= 0:
+        return 0.0, checked
+    return max(0.0, min(1.0, got / positive)), checked
+
+
+# --------------------------------------------------------------------------- the verdict
+
+
+def judge(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | None,
+          lifecycle: list[dict], phones=None, signatures: dict | None = None) -> dict:
+    """{"session": {...}, "flows": [...]} (see DESIGN.md section 4, `verdicts`)."""
+    signatures = signatures or load_signatures()
+    sigs = signatures["signatures"]
+    min_score = float(signatures.get("settings", {}).get("min_score", 0.35))
+    logs = _norm_logs(logs)
+    feats = features(flows, events, logs, lifecycle, phones)
+    ranked = []
+    for order, sig in enumerate(sigs):
+        s, cues = score(sig, feats)
+        ranked.append((s, -order, sig, cues))
+    ranked.sort(key=lambda r: (r[0], r[1]), reverse=True)
+    best_score, _, best, best_cues = ranked[0] if ranked else (0.0, 0, None, [])
+    scores = {r[2]["id"]: round(r[0], 3) for r in ranked}
+
+    if best is None or best_score < min_score:
+        session = {"behaviour": "unknown", "title": "No known behaviour fits",
+                   "caused_by_phone_lifecycle": None, "confidence": 0.0,
+                   "evidence": _generic_evidence(flows), "cues": [],
+                   "remedy": ["Look at the flows and events below; add a signature for this "
+                              "behaviour in your own signature file."],
+                   "references": [], "description": ""}
+    else:
+        session = {
+            "behaviour": best["id"],
+            "title": best.get("title", best["id"]),
+            "platform": best.get("platform"),
+            "caused_by_phone_lifecycle": bool(best.get("caused_by_phone_lifecycle", False)),
+            "confidence": round(best_score, 2),
+            "evidence": _session_evidence(best, flows, logs, lifecycle),
+            "cues": best_cues,
+            "remedy": list(best.get("remedy", [])),
+            "references": list(best.get("references", [])),
+            "description": " ".join(str(best.get("description", "")).split()),
+        }
+    session["scores"] = scores
+    session["lifecycle_basis"] = sorted({p["basis"] for p in lifecycle}) or None
+    flow_list, omitted = _flow_verdicts(flows, logs, lifecycle, ranked, min_score)
+    out = {"session": session, "flows": flow_list}
+    if omitted:
+        out["flows_omitted"] = omitted
+    return out
+
+
+def _flow_attrs(flows: pd.DataFrame, periods: list[dict]) -> pd.DataFrame:
+    kinds = socket_kinds(flows)
+    end = np.where(flows["teardown"].astype(str) != "open", flows["teardown_ts_ns"], flows["last_ts_ns"])
+    in_bg = lifecycle_mod.in_periods(end, periods, 0.0)
+    # A flow that simply went quiet just before the app left (UDP has no close) counts too.
+    quiet_before = lifecycle_mod.in_periods(end + int(BACKGROUND_SLACK_S * 1e9), periods, 0.0)
+    return pd.DataFrame({"kind": kinds.to_numpy(), "teardown": flows["teardown"].astype(str).to_numpy(),
+                         "by": flows["teardown_by"].astype(str).to_numpy(),
+                         "in_background": in_bg | quiet_before}, index=flows.index)
+
+
+def _pattern_mask(pattern: dict, attrs: pd.DataFrame) -> np.ndarray:
+    mask = np.ones(len(attrs), dtype=bool)
+    for key in ("kind", "teardown", "by"):
+        if key in pattern:
+            want = pattern[key] if isinstance(pattern[key], list) else [pattern[key]]
+            mask &= attrs[key].isin(want).to_numpy()
+    if "in_background" in pattern:
+        mask &= attrs["in_background"].to_numpy() == bool(pattern["in_background"])
+    return mask
+
+
+def _flow_verdicts(flows, logs, periods, ranked, min_score) -> tuple[list[dict], int]:
+    if flows is None or len(flows) == 0:
+        return [], 0
+    attrs = _flow_attrs(flows, periods)
+    behaviour = np.full(len(flows), None, dtype=object)
+    confidence = np.zeros(len(flows))
+    # The session's best explanation first, then the others in score order.
+    for s, _, sig, _ in ranked:
+        for pattern in sig.get("flow", []):
+            mask = _pattern_mask(pattern, attrs) & (behaviour == None)  # noqa: E711
+            behaviour[mask] = sig["id"]
+            # A signature the session rules out still names a flow, with low confidence.
+            confidence[mask] = round(s if s >= min_score else 0.3 * max(s, 0.5), 2)
+    explained = (behaviour != None) | (attrs["teardown"].to_numpy() != "open")  # noqa: E711
+    idx = np.flatnonzero(explained)
+    omitted = max(0, len(idx) - MAX_FLOW_VERDICTS)
+    idx = idx[:MAX_FLOW_VERDICTS]
+    log_by_flow = {}
+    if len(logs) and logs["flow_id"].notna().any():
+        matched = logs[logs["flow_id"].notna()]
+        for fid, group in matched.groupby(matched["flow_id"].astype("int64")):
+            log_by_flow[int(fid)] = [lifecycle_mod.log_evidence(r) for r in group.head(3).to_dict("records")]
+    out = []
+    rows = flows.iloc[idx]
+    for pos, row in zip(idx, rows.itertuples(index=False)):
+        evidence = []
+        if row.teardown != "open" and row.teardown_frame > 0:
+            evidence.append(lifecycle_mod.frame_evidence(row.teardown_frame, row.flow_id, row.teardown,
+                                                         row.teardown_by, row.teardown_ts_ns))
+        evidence += log_by_flow.get(int(row.flow_id), [])
+        out.append({"flow_id": int(row.flow_id), "kind": attrs["kind"].iat[pos],
+                    "behaviour": behaviour[pos] or "unknown",
+                    "confidence": float(confidence[pos]) if behaviour[pos] else 0.0,
+                    "evidence": evidence})
+    return out, omitted
+
+
+def _session_evidence(sig: dict, flows, logs: pd.DataFrame, periods: list[dict]) -> list[dict]:
+    evidence: list[dict] = []
+    if flows is not None and len(flows):
+        attrs = _flow_attrs(flows, periods)
+        mask = np.zeros(len(flows), dtype=bool)
+        for pattern in sig.get("flow", []):
+            mask |= _pattern_mask(pattern, attrs)
+        mask &= (flows["teardown"].astype(str) != "open").to_numpy()
+        for row in flows.loc[mask].sort_values("teardown_ts_ns").head(MAX_SESSION_EVIDENCE // 2).itertuples(index=False):
+            evidence.append(lifecycle_mod.frame_evidence(row.teardown_frame, row.flow_id, row.teardown,
+                                                         row.teardown_by, row.teardown_ts_ns))
+    wanted = set(sig.get("evidence_errnos", []))
+    if len(logs) and wanted:
+        hits = logs[logs["errno"].astype(str).isin(wanted)]
+        hits = hits.sort_values("ts_ns", kind="stable", na_position="last")
+        evidence += [lifecycle_mod.log_evidence(r) | {"errno": str(r["errno"]), "role": str(r["role"])}
+                     for r in hits.head(MAX_SESSION_EVIDENCE // 3).to_dict("records")]
+    for period in periods[:3]:
+        evidence += [e for e in period["evidence"] if e["type"] == "log"][:2]
+    return evidence[:MAX_SESSION_EVIDENCE]
+
+
+def _generic_evidence(flows) -> list[dict]:
+    if flows is None or len(flows) == 0:
+        return []
+    closed = flows[flows["teardown"].astype(str) != "open"].sort_values("teardown_ts_ns").head(10)
+    return [lifecycle_mod.frame_evidence(r.teardown_frame, r.flow_id, r.teardown, r.teardown_by,
+                                         r.teardown_ts_ns) for r in closed.itertuples(index=False)]
+
+
+# --------------------------------------------------------------------------- the field table
+
+
+def seed_table(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | None,
+               phones=None, periods: list[dict] | None = None) -> dict:
+    """{kind: {app_error, server_error, reconnect, basis}} for the socket kinds present.
+
+    app_error / server_error: the first socket error that side logged on that kind (reads
+    and writes before dials and binds), canonical name or None. Without any server log, the
+    server's error is inferred from how the phone ended the flow (RST -> ECONNRESET, FIN ->
+    EOF) and `basis` says so. reconnect: what the next connect on that kind after its first
+    teardown got: ok (answered), refused, timeout (unanswered), n/a (no attempt seen).
+    """
+    logs = _norm_logs(logs)
+    periods = periods or []
+    kinds = socket_kinds(flows) if flows is not None and len(flows) else pd.Series([], dtype=object)
+    lkinds = log_kinds(logs, flows) if len(logs) else pd.Series([], dtype=object)
+    present = [k for k in KINDS if (kinds == k).any() or (lkinds == k).any()]
+    first_period = min((p["start_ns"] for p in periods), default=None)
+    has_server_log = bool((logs["role"].astype(str) == "server").any()) if len(logs) else False
+    has_app_log = bool((logs["role"].astype(str) == "app").any()) if len(logs) else False
+    table = {}
+    for kind in present:
+        kflows = flows[kinds == kind] if len(kinds) else flows
+        ref_ns = _first_teardown(kflows)
+        if ref_ns is None:
+            ref_ns = first_period
+        klogs = logs[(lkinds == kind).to_numpy()] if len(lkinds) else logs.iloc[0:0]
+        app_error = _first_error(klogs[klogs["role"].astype(str) == "app"], first_period)
+        server_error = _first_error(klogs[klogs["role"].astype(str) == "server"], first_period)
+        basis = {"app_error": "log" if has_app_log else "none",
+                 "server_error": "log" if has_server_log else "none"}
+        if not has_server_log:
+            server_error = _server_error_from_capture(kflows)
+            basis["server_error"] = "capture" if server_error else "none"
+        reconnect, how = _reconnect(kflows, kind, ref_ns, klogs)
+        basis["reconnect"] = how
+        table[kind] = {"app_error": app_error, "server_error": server_error,
+                       "reconnect": reconnect, "basis": basis}
+    return table
+
+
+def _first_teardown(kflows: pd.DataFrame) -> int | None:
+    closing = kflows[kflows["teardown"].astype(str).isin(("rst", "fin"))]
+    if len(closing) == 0:
+        return None
+    by_phone = closing[closing["teardown_by"].astype(str) == "phone"]
+    pick = by_phone if len(by_phone) else closing
+    return int(pick["teardown_ts_ns"].min())
+
+
+def _first_error(rows: pd.DataFrame, after_ns: int | None) -> str | None:
+    rows = rows[rows["errno"].notna() & (rows["errno"].astype(str) != "")]
+    if len(rows) == 0:
+        return None
+    if after_ns is not None:
+        ts = rows["ts_ns"]
+        late = rows[ts.isna() | (ts.astype("float64") >= after_ns - BACKGROUND_SLACK_S * 1e9)]
+        rows = late if len(late) else rows
+    # Reads and writes on the broken socket say what the teardown did; dial and bind errors
+    # are what came after (the reconnect), so they count only when nothing else was logged.
+    io = rows[~rows["op"].astype(str).isin(_DIAL_OPS)]
+    rows = io if len(io) else rows
+    rows = rows.assign(_ts=rows["ts_ns"].astype("float64")).sort_values("_ts", kind="stable", na_position="last")
+    return str(rows["errno"].iloc[0])
+
+
+def _server_error_from_capture(kflows: pd.DataFrame) -> str | None:
+    closing = kflows[kflows["teardown"].astype(str).isin(("rst", "fin"))
+                     & (kflows["teardown_by"].astype(str) == "phone")]
+    if len(closing) == 0:
+        return None
+    first = closing.sort_values("teardown_ts_ns").iloc[0]
+    return "ECONNRESET" if str(first["teardown"]) == "rst" else "EOF"
+
+
+def _reconnect(kflows: pd.DataFrame, kind: str, ref_ns: int | None, klogs: pd.DataFrame) -> tuple[str, str]:
+    if ref_ns is None:
+        return "n/a", "none"
+    later = kflows[kflows["first_ts_ns"] > ref_ns].sort_values("first_ts_ns")
+    if kind != "udp":
+        later = later[later["syn_count"] > 0]
+    if len(later):
+        nxt = later.iloc[0]
+        teardown = str(nxt["teardown"])
+        if teardown == "refused" or (kind == "udp" and teardown == "icmp_unreachable"):
+            return "refused", "capture"
+        if teardown in ("syn_unanswered", "udp_unanswered"):
+            return "timeout", "capture"
+        return "ok", "capture"
+    # No attempt on the wire: a dial error in the logs still tells what the attempt got.
+    dials = klogs[klogs["op"].astype(str).isin(("dial", "connect"))]
+    codes = set(dials["errno"].dropna().astype(str))
+    if "ECONNREFUSED" in codes:
+        return "refused", "log"
+    if codes & {"ETIMEDOUT", "DEADLINE"}:
+        return "timeout", "log"
+    return "n/a", "none"
