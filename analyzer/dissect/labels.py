@@ -144,12 +144,13 @@ def teardowns(FL: np.ndarray, EP: np.ndarray):
         side[mask] = -2            # resolved by address: whoever sent the ICMP
         frame[mask] = FL[mask, F.ICMP_FRAME]
         ts[mask] = FL[mask, F.ICMP_TS]
+    # an unanswered attempt is the silent end's doing: it never replied
     kind[syn_un] = "syn_unanswered"
-    side[syn_un] = 0
+    side[syn_un] = 1
     frame[syn_un] = EP[syn_un, 0, F.SYN_FRAME]
     ts[syn_un] = EP[syn_un, 0, F.SYN_TS]
     kind[udp_un] = "udp_unanswered"
-    side[udp_un] = 0
+    side[udp_un] = 1
     frame[udp_un] = EP[udp_un, 0, F.LAST_EP_FRAME]
     ts[udp_un] = EP[udp_un, 0, F.LAST_EP_TS]
     return kind, side, frame, ts

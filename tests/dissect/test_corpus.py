@@ -12,8 +12,7 @@ import pytest
 
 from analyzer.cli import main
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from conftest import corpus_manifest, corpus_pcaps  # noqa: E402
+from tests.corpus_files import corpus_manifest, corpus_pcaps
 
 MANIFEST = corpus_manifest()
 FILES = corpus_pcaps()
