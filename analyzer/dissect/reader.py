@@ -91,13 +91,17 @@ class _Chunks:
     """A growing window on the (decompressed) byte stream: the unread tail of the last
     chunk plus the next chunk, as one numpy array."""
 
-    def __init__(self, stream: BinaryIO, path: Path, chunk: int):
+    def __init__(self, stream: BinaryIO, path: Path, chunk: int, piece: int | None = None):
         self.stream = stream
+        # compressed streams are read in small pieces, so a break late in a piece does
+        # not take the whole piece's good data with it
+        self.piece = piece or chunk
         self.path = path
         self.chunk = chunk
         self.buf = np.zeros(0, dtype=np.uint8)
         self.base = 0          # file offset of buf[0]
         self.eof = False
+        self.error = ""        # why the stream ended early (broken compression), if it did
 
     def read_more(self, minimum: int = 1) -> bool:
         """Append at least `minimum` bytes (or up to EOF). False if nothing came."""
@@ -106,12 +110,11 @@ class _Chunks:
         want = max(self.chunk, minimum)
         while got < want:
             try:
-                data = self.stream.read(want - got)
-            except (OSError, EOFError) as exc:
-                # broken compression stream: keep what we have
-                raise CaptureError(f"{self.path}: cannot decompress: {exc}") from None
-            except Exception as exc:  # zstandard raises its own ZstdError
-                raise CaptureError(f"{self.path}: cannot decompress: {exc}") from None
+                data = self.stream.read(min(want - got, self.piece))
+            except Exception as exc:  # gzip: OSError/EOFError; zstandard: its own ZstdError
+                # a broken compressed stream ends the data; what came before is kept
+                self.error = f"compressed stream is broken ({exc})"
+                data = b""
             if not data:
                 self.eof = True
                 break
@@ -152,6 +155,7 @@ class CaptureReader:
         self.batch_size = batch_size
         self.info = CaptureInfo(file=str(self.path))
         self._unknown_links: dict[int, int] = {}
+        self._chunks: _Chunks | None = None
         self._flag_counts = {"ts_fraction": 0, "caplen_gt_wirelen": 0, "no_timestamp": 0}
         # record buffers, reused for every batch
         n = batch_size
@@ -169,7 +173,9 @@ class CaptureReader:
         stream, compression = _open_stream(self.path)
         self.info.compression = compression
         try:
-            chunks = _Chunks(stream, self.path, self.chunk_bytes)
+            chunks = _Chunks(stream, self.path, self.chunk_bytes,
+                             None if compression == "none" else 64 * 1024)
+            self._chunks = chunks
             chunks.ensure(4)
             if len(chunks.buf) == 0:
                 raise CaptureError(f"{self.path}: empty file (0 bytes), not a capture")
@@ -236,7 +242,7 @@ class CaptureReader:
             if chunks.eof:
                 if len(chunks.buf):
                     self._stop_cut_short(chunks.base, len(chunks.buf), frame,
-                                         "record header" if len(chunks.buf) < hdr_len else "record")
+                                         "record header" if len(chunks.buf) < hdr_len else "record", chunks)
                 return
             chunks.read_more()
 
@@ -255,7 +261,7 @@ class CaptureReader:
             # --- structural block at the start of the buffer (SHB, IDB, unknown)
             if not chunks.ensure(12):
                 if len(chunks.buf):
-                    self._stop_cut_short(chunks.base, len(chunks.buf), frame, "block header")
+                    self._stop_cut_short(chunks.base, len(chunks.buf), frame, "block header", chunks)
                 break
             btype_le = struct.unpack("<I", chunks.buf[:4].tobytes())[0]
             if btype_le == PCAPNG_SHB:
@@ -303,7 +309,7 @@ class CaptureReader:
             # NEED_MORE: an incomplete block at the start of the buffer
             if chunks.eof:
                 if len(chunks.buf):
-                    self._stop_cut_short(chunks.base, len(chunks.buf), frame, "block")
+                    self._stop_cut_short(chunks.base, len(chunks.buf), frame, "block", chunks)
                 break
             need = 12
             if len(chunks.buf) >= 8:
@@ -406,7 +412,7 @@ class CaptureReader:
             self._stop_or_fail(chunks.base, frame, f"block of type 0x{btype:x} has invalid length {blen}")
             return False
         if not chunks.ensure(blen):
-            self._stop_cut_short(chunks.base, len(chunks.buf), frame, "block")
+            self._stop_cut_short(chunks.base, len(chunks.buf), frame, "block", chunks)
             return False
         name = {0x80000001: "Apple process information"}.get(btype, f"0x{btype:x}")
         self.info.skipped_blocks[name] = self.info.skipped_blocks.get(name, 0) + 1
@@ -506,7 +512,10 @@ class CaptureReader:
         self.info.damaged = True
         self.info.warn(f"capture damaged at byte {offset}: {reason}; reading stopped after frame {frames}")
 
-    def _stop_cut_short(self, offset: int, leftover: int, frames: int, what: str) -> None:
+    def _stop_cut_short(self, offset: int, leftover: int, frames: int, what: str,
+                        chunks: "_Chunks | None" = None) -> None:
+        if chunks is not None and chunks.error:
+            what = f"{what} ({chunks.error})"
         if frames == 0:
             raise CaptureError(f"{self.path}: cut short: the file ends {leftover} bytes into its "
                                f"first {what} (at byte {offset}); no frame could be read")
@@ -516,6 +525,11 @@ class CaptureReader:
 
     def _finish(self) -> None:
         info = self.info
+        if self._chunks is not None and self._chunks.error and not info.damaged:
+            if info.packets == 0:
+                raise CaptureError(f"{self.path}: {self._chunks.error}; no frame could be read")
+            info.damaged = True
+            info.warn(f"{self._chunks.error}; {info.packets} complete frames were read")
         for lt, count in sorted(self._unknown_links.items()):
             name = decode.OTHER_LINKTYPE_NAMES.get(lt, f"LINKTYPE {lt}")
             info.warn(f"{count} frames on link type {lt} ({name}), which this reader does not decode; "

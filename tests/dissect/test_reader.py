@@ -174,3 +174,14 @@ def test_streaming_batches_keep_frame_numbers(tmp_path):
     assert info.packets == 1000
     assert np.array_equal(table["frame"], np.arange(1, 1001))
     assert np.array_equal(table["sport"], np.arange(1, 1001))
+
+
+def test_broken_gzip_keeps_frames_read_before_the_break(tmp_path):
+    from scapy.layers.inet import IP, TCP
+    recs = [(i, 0, bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=i + 1, dport=80) / (b"q" * 200)))
+            for i in range(400)]
+    data = gzip.compress(cf.pcap(recs), compresslevel=0)
+    table, info = read_all(write(tmp_path, data[: len(data) // 2], "half.pcap.gz"))
+    assert 0 < info.packets < 400 and info.damaged
+    assert np.array_equal(table["sport"], np.arange(1, info.packets + 1))
+    assert any("compressed stream is broken" in w for w in info.warnings)
