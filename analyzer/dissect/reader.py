@@ -96,6 +96,9 @@ class _Chunks:
         # compressed streams are read in small pieces, so a break late in a piece does
         # not take the whole piece's good data with it
         self.piece = piece or chunk
+        # read1 hands back what has been decompressed so far instead of failing the
+        # whole request when the stream breaks
+        self._read = getattr(stream, "read1", stream.read) if piece else stream.read
         self.path = path
         self.chunk = chunk
         self.buf = np.zeros(0, dtype=np.uint8)
@@ -110,7 +113,7 @@ class _Chunks:
         want = max(self.chunk, minimum)
         while got < want:
             try:
-                data = self.stream.read(min(want - got, self.piece))
+                data = self._read(min(want - got, self.piece))
             except Exception as exc:  # gzip: OSError/EOFError; zstandard: its own ZstdError
                 # a broken compressed stream ends the data; what came before is kept
                 self.error = f"compressed stream is broken ({exc})"
