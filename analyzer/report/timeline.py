@@ -1,0 +1,432 @@
+"""timeline.png / timeline.svg: one lane per flow, grouped by socket kind.
+
+Drawn from the flow and event tables (never from the capture): each lane shows the flow's
+span per direction (phone -> server above the lane's centre, server -> phone below), its
+labelled events as markers on the sender's side, the app's and the server's error lines on
+the flow they were matched to, and background periods shaded. The bottom axis is the
+capture's clock (UTC); the top one the phone's local time when its zone is known.
+
+Scale: beyond MAX_LANES flows the least telling flows of each kind share one aggregate lane,
+and markers are thinned to one per lane, kind and pixel column, so the number of artists
+stays small whatever the capture's size.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on servers and CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.collections import LineCollection  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from analyzer.correlate.signatures import KINDS, log_kinds, socket_kinds  # noqa: E402
+
+MAX_LANES = 40
+PIXEL_BINS = 1600          # thinning resolution along the time axis
+MAX_LOG_LABELS = 40
+MAX_PERIODS = 200
+GROUP_ORDER = KINDS + ("other",)
+GROUP_TITLE = {"udp": "UDP", "tcp_client": "TCP client (phone dialled)",
+               "tcp_server": "TCP server (dialled to the phone)", "other": "other", "logs": "logs"}
+UP, DOWN = 0.17, -0.17     # lane offsets: phone-sent above, server-sent below
+PHONE_COLOR, SERVER_COLOR = "#3b6fb6", "#d9822b"
+
+# kind -> (marker, colour, size, label); filled markers unless noted in _HOLLOW.
+EVENT_STYLE = {
+    "rst": ("X", "#d62728", 70, "RST"),
+    "fin": ("|", "#1f77b4", 140, "FIN"),
+    "refused": ("s", "#9467bd", 50, "refused (SYN answered by RST)"),
+    "syn": (">", "#7f7f7f", 22, "SYN"),
+    "synack": ("<", "#2ca02c", 22, "SYN-ACK"),
+    "syn_retry": (">", "#ff7f0e", 34, "SYN retry"),
+    "syn_unanswered": ("o", "#000000", 70, "SYN unanswered"),
+    "udp_unanswered": ("D", "#555555", 45, "UDP unanswered"),
+    "icmp_unreachable": ("v", "#8c564b", 55, "ICMP unreachable"),
+    "data_after_fin": (".", "#e377c2", 40, "data after FIN"),
+    "data_after_rst": (".", "#bcbd22", 40, "data after RST"),
+}
+_HOLLOW = {"syn_unanswered", "udp_unanswered"}
+LOG_STYLE = {"app": ("^", "#17becf", "app error"), "server": ("v", "#8c4a2f", "server error")}
+
+
+def draw(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | None,
+         lifecycle: list[dict], out_dir, phone_tz_s: float | None = None,
+         title: str | None = None) -> dict:
+    """Write timeline.png and timeline.svg into out_dir; return what was drawn (counts)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    flows = flows if flows is not None else pd.DataFrame()
+    events = events if events is not None else pd.DataFrame()
+    logs = logs if logs is not None else pd.DataFrame()
+    lifecycle = lifecycle or []
+
+    t0 = _origin(flows, events, logs, lifecycle)
+    lanes, lane_of = _lanes(flows)
+    err_logs, log_lane_rows = _error_logs(logs, flows, lane_of, lanes)
+    n_lanes = max(len(lanes), 1)
+
+    height = min(2.6 + 0.34 * n_lanes, 24.0)
+    fig, ax = plt.subplots(figsize=(14, height))
+    stats = {"lanes": len(lanes), "flows": int(len(flows)), "events": int(len(events)),
+             "events_drawn": 0, "log_lines_drawn": 0, "aggregated_flows": 0}
+    x_max = _x_extent(flows, events, err_logs, lifecycle, t0)
+
+    _shade_periods(ax, lifecycle, t0, x_max)
+    stats["aggregated_flows"] = _draw_spans(ax, flows, lanes, lane_of, t0, x_max)
+    stats["events_drawn"] = _draw_events(ax, events, lane_of, t0, x_max)
+    stats["log_lines_drawn"] = _draw_logs(ax, err_logs, log_lane_rows, t0, x_max)
+    _axes(ax, lanes, t0, x_max, phone_tz_s)
+
+    ax.set_title(title or _default_title(flows, events, stats), fontsize=11, loc="left")
+    _legend(ax, events, err_logs, lifecycle)
+    if not len(flows) and not len(events):
+        ax.text(0.5, 0.5, "no flows in this capture", transform=ax.transAxes, ha="center",
+                va="center", fontsize=12, color="#666666")
+    fig.tight_layout()
+    fig.savefig(out_dir / "timeline.png", dpi=100)
+    fig.savefig(out_dir / "timeline.svg")
+    plt.close(fig)
+    return stats
+
+
+# --------------------------------------------------------------------------- layout
+
+
+def _origin(flows, events, logs, lifecycle) -> int:
+    candidates = []
+    if len(flows):
+        candidates.append(int(flows["first_ts_ns"].min()))
+    if len(events):
+        candidates.append(int(events["ts_ns"].min()))
+    if not candidates and len(logs) and "ts_ns" in logs and logs["ts_ns"].notna().any():
+        candidates.append(int(logs["ts_ns"].dropna().min()))
+    if not candidates and lifecycle:
+        candidates.append(min(p["start_ns"] for p in lifecycle))
+    return min(candidates) if candidates else 0
+
+
+def _x_extent(flows, events, err_logs, lifecycle, t0) -> float:
+    ends = [0.0]
+    if len(flows):
+        ends.append((int(flows["last_ts_ns"].max()) - t0) / 1e9)
+    if len(events):
+        ends.append((int(events["ts_ns"].max()) - t0) / 1e9)
+    if len(err_logs):
+        ends.append((int(err_logs["ts_ns"].max()) - t0) / 1e9)
+    for p in lifecycle:
+        ends.append((p["start_ns"] - t0) / 1e9)
+        if p["end_ns"] is not None:
+            ends.append((p["end_ns"] - t0) / 1e9)
+    span = max(ends)
+    return span * 1.02 + 1.0 if span > 0 else 1.0
+
+
+def _lanes(flows: pd.DataFrame) -> tuple[list[dict], dict]:
+    """Lanes top to bottom: [{group, label, flow_ids, aggregate}], and flow_id -> lane index."""
+    if not len(flows):
+        return [], {}
+    kinds = socket_kinds(flows).to_numpy()
+    total = len(flows)
+    lanes: list[dict] = []
+    lane_of: dict = {}
+    groups = [g for g in GROUP_ORDER if (kinds == g).any()]
+    for group in groups:
+        sub = flows.loc[kinds == group]
+        if total <= MAX_LANES:
+            keep, rest = sub, sub.iloc[0:0]
+        else:
+            # One lane is kept for the aggregate; the telling flows (ended, by the phone) first.
+            quota = max(1, int(MAX_LANES * len(sub) / total) - 1)
+            rank = pd.DataFrame({
+                "closed": (sub["teardown"].astype(str) != "open").to_numpy(),
+                "phone": (sub["teardown_by"].astype(str) == "phone").to_numpy(),
+                "ts": sub["first_ts_ns"].to_numpy()}, index=sub.index)
+            order = rank.sort_values(["phone", "closed", "ts"], ascending=[False, False, True]).index
+            keep = sub.loc[order[:quota]]
+            rest = sub.loc[order[quota:]]
+        for row in keep.sort_values("first_ts_ns").itertuples(index=False):
+            lane_of[int(row.flow_id)] = len(lanes)
+            lanes.append({"group": group, "label": _flow_label(row), "flow_ids": [int(row.flow_id)],
+                          "aggregate": False})
+        if len(rest):
+            ids = rest["flow_id"].astype("int64").tolist()
+            for fid in ids:
+                lane_of[fid] = len(lanes)
+            lanes.append({"group": group, "label": f"{len(ids):,} more {group} flows (aggregated)",
+                          "flow_ids": ids, "aggregate": True})
+    return lanes, lane_of
+
+
+def _flow_label(row) -> str:
+    ends = f"{row.initiator_ip}:{row.initiator_port} → {row.responder_ip}:{row.responder_port}"
+    teardown = str(row.teardown)
+    how = teardown if teardown == "open" else f"{teardown} by {row.teardown_by}"
+    return f"#{row.flow_id} {ends}  [{how}]"
+
+
+def _y(lane: int) -> float:
+    return -float(lane)  # lane 0 at the top
+
+
+# --------------------------------------------------------------------------- drawing
+
+
+def _shade_periods(ax, lifecycle, t0, x_max) -> None:
+    periods = sorted(lifecycle, key=lambda p: p["start_ns"])
+    if len(periods) > MAX_PERIODS:  # merge neighbours: a soak test can flap all day
+        step = len(periods) / MAX_PERIODS
+        periods = [periods[int(i * step)] for i in range(MAX_PERIODS)]
+    for p in periods:
+        start = (p["start_ns"] - t0) / 1e9
+        end = x_max if p["end_ns"] is None else (p["end_ns"] - t0) / 1e9
+        color = "#9e9e9e" if p.get("basis") == "log" else "#c7b3e6"
+        ax.axvspan(start, end, color=color, alpha=0.22, lw=0, zorder=0)
+        ax.text(start, 1.0, f" {p.get('state', 'background')} ({p.get('basis')})",
+                transform=ax.get_xaxis_transform(), fontsize=7, va="top", ha="left", color="#555555")
+
+
+def _merge(intervals: np.ndarray, tol: float) -> np.ndarray:
+    if len(intervals) == 0:
+        return intervals
+    intervals = intervals[np.argsort(intervals[:, 0], kind="stable")]
+    merged = [list(intervals[0])]
+    for a, b in intervals[1:]:
+        if a <= merged[-1][1] + tol:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    return np.asarray(merged)
+
+
+def _draw_spans(ax, flows, lanes, lane_of, t0, x_max) -> int:
+    if not len(flows):
+        return 0
+    fid = flows["flow_id"].astype("int64").to_numpy()
+    lane = np.array([lane_of[int(f)] for f in fid])
+    start = (flows["first_ts_ns"].to_numpy(np.int64) - t0) / 1e9
+    end = (flows["last_ts_ns"].to_numpy(np.int64) - t0) / 1e9
+    end = np.maximum(end, start + x_max * 0.002)  # a one-packet flow still shows
+    initiator_is_phone = flows["phone_role"].astype(str).to_numpy() != "responder"
+    i2r = flows["packets_i2r"].to_numpy(np.int64)
+    r2i = flows["packets_r2i"].to_numpy(np.int64)
+    up = np.where(initiator_is_phone, i2r, r2i)      # phone -> server
+    down = np.where(initiator_is_phone, r2i, i2r)    # server -> phone
+    segments, colors = [], []
+    aggregated = 0
+    for index, info in enumerate(lanes):
+        sel = lane == index
+        y = _y(index)
+        for count, offset, color in ((up, UP, PHONE_COLOR), (down, DOWN, SERVER_COLOR)):
+            has = sel & (count > 0)
+            spans = np.column_stack([start[has], end[has]])
+            if info["aggregate"]:
+                spans = _merge(spans, x_max / PIXEL_BINS)
+            for a, b in spans:
+                segments.append([(a, y + offset), (b, y + offset)])
+                colors.append(color)
+        if info["aggregate"]:
+            aggregated += int(sel.sum())
+        else:
+            ax.text(x_max, y, f" ↑{int(up[sel].sum())} ↓{int(down[sel].sum())}", fontsize=6,
+                    va="center", ha="left", color="#555555", clip_on=False)
+    ax.add_collection(LineCollection(segments, colors=colors, linewidths=3.2, alpha=0.55,
+                                     capstyle="butt", zorder=1))
+    return aggregated
+
+
+def _thin(x: np.ndarray, keys: np.ndarray, x_max: float) -> np.ndarray:
+    """Indices of one point per (key, pixel column): never a million artists or points."""
+    if len(x) == 0:
+        return np.empty(0, dtype=np.int64)
+    col = np.clip((x / x_max * PIXEL_BINS).astype(np.int64), 0, PIXEL_BINS)
+    combined = keys.astype(np.int64) * (PIXEL_BINS + 1) + col
+    _, first = np.unique(combined, return_index=True)
+    return np.sort(first)
+
+
+def _draw_events(ax, events, lane_of, t0, x_max) -> int:
+    if not len(events):
+        return 0
+    fid = events["flow_id"]
+    known = fid.notna().to_numpy()
+    ev = events.loc[known]
+    lane = np.array([lane_of.get(int(f), -1) for f in ev["flow_id"].astype("int64")], dtype=np.int64)
+    ok = lane >= 0
+    ev, lane = ev.loc[ok], lane[ok]
+    x = (ev["ts_ns"].to_numpy(np.int64) - t0) / 1e9
+    sender = ev["sender"].astype(str).to_numpy()
+    offset = np.where(sender == "phone", UP, np.where(sender == "server", DOWN, 0.0))
+    kind = ev["kind"].astype(str).to_numpy()
+    drawn = 0
+    for k_index, (k, (marker, color, size, _)) in enumerate(EVENT_STYLE.items()):
+        sel = np.flatnonzero(kind == k)
+        if not len(sel):
+            continue
+        keys = lane[sel] * 3 + (offset[sel] > 0) + 2 * (offset[sel] < 0)
+        pick = sel[_thin(x[sel], keys, x_max)]
+        face = "none" if k in _HOLLOW else color
+        ax.scatter(x[pick], [_y(lane_i) + off for lane_i, off in zip(lane[pick], offset[pick])],
+                   marker=marker, s=size,
+                   linewidths=1.3 if k in _HOLLOW or marker in "|" else 0.6, zorder=3 + k_index * 0.01,
+                   **({"c": color} if marker in "|." else {"facecolors": face, "edgecolors": color}))
+        drawn += len(pick)
+    return drawn
+
+
+def _error_logs(logs, flows, lane_of, lanes) -> tuple[pd.DataFrame, dict]:
+    """Error lines with a capture time, each with its lane: its flow's, its socket kind's
+    aggregate lane, or a shared 'unmatched' lane added at the bottom."""
+    if not len(logs) or "errno" not in logs or "ts_ns" not in logs:
+        return pd.DataFrame(), {}
+    mask = logs["errno"].notna() & logs["ts_ns"].notna()
+    rows = logs.loc[mask].copy()
+    if not len(rows):
+        return rows, {}
+    lane = np.full(len(rows), -1, dtype=np.int64)
+    if "flow_id" in rows:
+        fids = rows["flow_id"]
+        for i, f in enumerate(fids):
+            if f is not None and not pd.isna(f):
+                lane[i] = lane_of.get(int(f), -1)
+    if (lane < 0).any() and len(flows):
+        # Not matched to a flow: the first lane of the same socket kind.
+        kinds = log_kinds(rows, flows).to_numpy()
+        first_of = {}
+        for index, info in enumerate(lanes):
+            first_of.setdefault(info["group"], index)
+        for i in np.flatnonzero(lane < 0):
+            if kinds[i] in first_of:
+                lane[i] = first_of[kinds[i]]
+    extra = {}
+    if (lane < 0).any():
+        lanes.append({"group": "logs", "label": "log lines not tied to a flow", "flow_ids": [],
+                      "aggregate": True})
+        lane[lane < 0] = len(lanes) - 1
+    rows["_lane"] = lane
+    return rows, extra
+
+
+def _draw_logs(ax, rows, _extra, t0, x_max) -> int:
+    if not len(rows):
+        return 0
+    x = (rows["ts_ns"].astype("int64").to_numpy() - t0) / 1e9
+    role = rows["role"].astype(str).to_numpy() if "role" in rows else np.full(len(rows), "app")
+    lane = rows["_lane"].to_numpy()
+    errno = rows["errno"].astype(str).to_numpy()
+    drawn = 0
+    labelled = 0
+    for r_index, (r, (marker, color, _)) in enumerate(LOG_STYLE.items()):
+        sel = np.flatnonzero(role == r)
+        if not len(sel):
+            continue
+        pick = sel[_thin(x[sel], lane[sel], x_max)]
+        offset = UP * 1.9 if r == "app" else DOWN * 1.9
+        ax.scatter(x[pick], [_y(l) + offset for l in lane[pick]], marker=marker, s=55, c=color,
+                   edgecolors="black", linewidths=0.4, zorder=4)
+        drawn += len(pick)
+        seen = set()
+        placed: dict = {}   # (lane, role) -> x of labels already there, to stack close ones
+        for i in pick:
+            key = (lane[i], errno[i], r)
+            if key in seen or labelled >= MAX_LOG_LABELS:
+                continue
+            seen.add(key)
+            labelled += 1
+            near = [px for px in placed.setdefault((lane[i], r), []) if abs(px - x[i]) < x_max * 0.08]
+            placed[(lane[i], r)].append(x[i])
+            step = 8 * len(near)
+            ax.annotate(errno[i], (x[i], _y(lane[i]) + offset),
+                        xytext=(4, 3 + step if r == "app" else -9 - step),
+                        textcoords="offset points", fontsize=7, color=color, zorder=5,
+                        bbox={"boxstyle": "square,pad=0.05", "fc": "white", "ec": "none", "alpha": 0.75})
+    return drawn
+
+
+# --------------------------------------------------------------------------- axes
+
+
+def _clock(t0: int, shift_s: float):
+    def fmt(x, _pos=None):
+        when = dt.datetime.fromtimestamp(t0 / 1e9 + x + shift_s, tz=dt.timezone.utc)
+        return when.strftime("%H:%M:%S")
+    return fmt
+
+
+def _zone(seconds: float) -> str:
+    sign = "+" if seconds >= 0 else "-"
+    seconds = abs(int(round(seconds)))
+    return f"UTC{sign}{seconds // 3600:02d}:{seconds % 3600 // 60:02d}"
+
+
+def _axes(ax, lanes, t0, x_max, phone_tz_s) -> None:
+    n = max(len(lanes), 1)
+    ax.set_xlim(0, x_max)
+    ax.set_ylim(_y(n - 1) - 0.7, 0.9)
+    ax.set_yticks([_y(i) for i in range(len(lanes))])
+    ax.set_yticklabels([lane["label"] for lane in lanes], fontsize=7)
+    for i, lane in enumerate(lanes):
+        if lane["aggregate"]:
+            ax.get_yticklabels()[i].set_fontstyle("italic")
+        if i == 0 or lanes[i - 1]["group"] != lane["group"]:
+            if i:
+                ax.axhline(_y(i) + 0.5, color="#bbbbbb", lw=0.8)
+            # In the label margin, between lanes, so it never hides a marker.
+            ax.text(-0.005, _y(i) + 0.45, GROUP_TITLE.get(lane["group"], lane["group"]),
+                    transform=ax.get_yaxis_transform(), fontsize=8, fontweight="bold",
+                    va="center", ha="right", color="#333333")
+    for i in range(len(lanes)):
+        ax.axhline(_y(i), color="#eeeeee", lw=0.5, zorder=0)
+    date = dt.datetime.fromtimestamp(t0 / 1e9, tz=dt.timezone.utc).strftime("%Y-%m-%d")
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(_clock(t0, 0.0)))
+    ax.set_xlabel(f"capture time, UTC ({date}; capture starts at "
+                  f"{_clock(t0, 0.0)(0)}.{int(t0 % 1_000_000_000):09d})", fontsize=8)
+    ax.tick_params(axis="x", labelsize=8)
+    top = ax.secondary_xaxis("top")
+    if phone_tz_s is not None:
+        top.xaxis.set_major_formatter(plt.FuncFormatter(_clock(t0, float(phone_tz_s))))
+        top.set_xlabel(f"phone local time ({_zone(phone_tz_s)})", fontsize=8)
+    else:
+        top.xaxis.set_major_formatter(plt.FuncFormatter(lambda x, _p=None: f"{x:g} s"))
+        top.set_xlabel("seconds since capture start (phone time zone unknown)", fontsize=8)
+    top.tick_params(labelsize=8)
+    for side in ("right",):
+        ax.spines[side].set_visible(False)
+
+
+def _default_title(flows, events, stats) -> str:
+    parts = [f"{stats['flows']:,} flows", f"{stats['events']:,} events"]
+    if stats["events_drawn"] < stats["events"]:
+        parts.append(f"{stats['events_drawn']:,} markers drawn (thinned to one per pixel column)")
+    if stats["aggregated_flows"]:
+        parts.append(f"{stats['aggregated_flows']:,} flows in aggregate lanes")
+    return "Socket timeline: " + ", ".join(parts)
+
+
+def _legend(ax, events, err_logs, lifecycle) -> None:
+    handles = [Line2D([0], [0], color=PHONE_COLOR, lw=3, alpha=0.6, label="phone → server packets"),
+               Line2D([0], [0], color=SERVER_COLOR, lw=3, alpha=0.6, label="server → phone packets")]
+    kinds = set(events["kind"].astype(str)) if len(events) else set()
+    for k, (marker, color, size, label) in EVENT_STYLE.items():
+        if k in kinds:
+            handles.append(Line2D([0], [0], marker=marker, ls="", color=color, markersize=7,
+                                  markerfacecolor="none" if k in _HOLLOW else color, label=label))
+    if len(err_logs):
+        roles = set(err_logs["role"].astype(str)) if "role" in err_logs else {"app"}
+        for r, (marker, color, label) in LOG_STYLE.items():
+            if r in roles:
+                handles.append(Line2D([0], [0], marker=marker, ls="", color=color, markersize=7,
+                                      markeredgecolor="black", label=label))
+    bases = {p.get("basis") for p in lifecycle}
+    if "log" in bases:
+        handles.append(Patch(color="#9e9e9e", alpha=0.3, label="background (from logs)"))
+    if bases - {"log"}:
+        handles.append(Patch(color="#c7b3e6", alpha=0.4, label="background (from capture)"))
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.09 - 0.5 / max(ax.figure.get_size_inches()[1], 1)),
+              ncol=min(6, len(handles)), fontsize=7, frameon=False)
