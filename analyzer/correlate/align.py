@@ -83,7 +83,8 @@ def _align_one(log: LogFile, fi: match.FlowIndex, events: pd.DataFrame,
     slack = np.minimum(res + fit.uncertainty_s, _MAX_SLACK_S)
     flow_ids, hows = match.match_flows(facts, ts, slack, log.role, fi, anchored)
     if fit.uncertainty_s > clock.FALLBACK_SKEW_S and override is None:
-        hows = [h if h.startswith("none") else f"{h} [clock not anchored]" for h in hows]
+        # the time that chose among flows is only as good as the clock
+        hows = [f"{h} [clock not anchored]" if "time" in h.split(" ")[0] else h for h in hows]
 
     table = pd.DataFrame({
         "ts_ns": pd.array([None if t == NAT else int(t) for t in ts], dtype="Int64"),
