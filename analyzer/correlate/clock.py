@@ -28,6 +28,9 @@ MIN_ANCHORS = 2              # one pair could be a coincidence; two agreeing one
 FALLBACK_SKEW_S = 60.0       # stated zone, skew unknown: what the fallback can claim
 UNKNOWN_ZONE_S = 14 * 3600.0  # no zone, no anchors: any zone of the world is possible
 _QUARTER_ZONES_H = (5.75, 8.75, 12.75)  # Nepal, Eucla, Chatham
+# An app wakes up and logs a few ms after its packet; that delay is common to all anchors,
+# so their spread cannot show it: it stays in the uncertainty.
+DELAY_FLOOR_S = 0.005
 
 
 def zone_candidates() -> np.ndarray:
@@ -93,7 +96,7 @@ def fit(anchors: pd.DataFrame, zone_s: float | None, resolution_s: float,
         tight = used[used["tight"]]
         resid = o - tight["r_s"]  # implied delays
         spread = 1.4826 * float(np.median(np.abs(resid - np.median(resid))))
-        unc = max(resolution_s / 2, spread, 1e-3)
+        unc = max(resolution_s / 2, spread, DELAY_FLOOR_S)
         method = f"anchors: {len(tight)} tight pairs, median"
     else:
         lo_edge, hi_edge = float(used["left"].max()), float(used["right"].min())

@@ -49,6 +49,8 @@ def test_offsets_within_tolerance(aligned):
     # the uncertainty is honest: at least half a step of the log's resolution
     assert server["uncertainty_s"] >= 0.5
     assert app["uncertainty_s"] < MS_TOL
+    # and it covers the actual error
+    assert abs(app_err) <= app["uncertainty_s"] and abs(server_err) <= server["uncertainty_s"]
 
 
 def test_zones_found(aligned):
