@@ -204,6 +204,16 @@ def _plain_link_to_l3(buf, p, end, lt):
             return q, 4, DECODE_OK
         if proto == 0x57:
             return q, 6, DECODE_OK
+        if proto == 0x281 or proto == 0x283:
+            # MPLS over PPP: skip the label stack, then IP by its version nibble
+            while True:
+                if q + 4 > end:
+                    return q, 0, DECODE_TRUNCATED
+                bottom = buf[q + 2] & 1
+                q += 4
+                if bottom:
+                    break
+            return q, -1, DECODE_OK
         return q, 0, DECODE_NOT_IP
     if lt == LT_NFLOG:
         # 4-byte header, then TLVs (host byte order, 4-byte aligned); type 9 is the payload
@@ -383,8 +393,8 @@ def decode_batch(buf, off, caplen, linktype, n, out_status, out_ipver, src_hi, s
             dport[i] = _u16(buf, l4 + 2)
             ulen = _u16(buf, l4 + 4)
             pl = l4len - 8
-            if ulen >= 8 and ulen - 8 < pl:
-                pl = ulen - 8
+            if ulen >= 8 and (ulen - 8 < pl or frag == FRAG_FIRST):
+                pl = ulen - 8      # a first fragment carries the whole datagram's length
             payload[i] = pl if pl > 0 else 0
         elif pr == 1 or pr == 58:
             if l4 + 2 > end:
@@ -393,7 +403,6 @@ def decode_batch(buf, off, caplen, linktype, n, out_status, out_ipver, src_hi, s
             t = buf[l4]
             icmp_type[i] = t
             icmp_code[i] = buf[l4 + 1]
-            payload[i] = l4len - 8 if l4len > 8 else 0
             is_err = False
             if pr == 1:
                 is_err = t == 3 or t == 4 or t == 5 or t == 11 or t == 12

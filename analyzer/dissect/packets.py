@@ -29,7 +29,7 @@ PACKET_COLUMNS: dict[str, np.dtype] = {
     "tcp_flags": np.dtype(np.uint16), # FIN 0x01 SYN 0x02 RST 0x04 PSH 0x08 ACK 0x10 URG 0x20 ECE 0x40 CWR 0x80 NS 0x100
     "seq": np.dtype(np.uint32), "ack": np.dtype(np.uint32),
     "window": np.dtype(np.uint16),
-    "payload": np.dtype(np.int32),    # L4 payload bytes per the IP length (not caplen)
+    "payload": np.dtype(np.int32),    # TCP/UDP payload bytes per the IP (UDP: datagram) length, not caplen; 0 otherwise
     "icmp_type": np.dtype(np.int16), "icmp_code": np.dtype(np.int16),  # -1 when not ICMP
     # For ICMP errors: the quoted packet's header (as the quoted packet was sent).
     "q_proto": np.dtype(np.uint8),
