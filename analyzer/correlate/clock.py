@@ -185,12 +185,24 @@ def _merged_intervals(a: pd.DataFrame) -> list[tuple[float, float, float]]:
 
 
 def _inliers(a: pd.DataFrame, o: float) -> pd.DataFrame:
-    """Anchors consistent with offset ``o``; per line the pair with the smallest delay."""
+    """Anchors consistent with offset ``o``, one event per line and one line per event: lines
+    in time order take the earliest free event (a second-stamped log may name two refused
+    dials within one second; they are two packets, not one)."""
     hit = a[(a["left"] <= o + 1e-9) & (a["right"] >= o - 1e-9)]
     if hit.empty:
         return hit.assign(event_key=pd.Series(dtype=object))
-    hit = hit.sort_values(["line", "r_s"], ascending=[True, False]).drop_duplicates("line")
-    return hit.assign(event_key=list(zip(hit["event_ts_ns"], hit["kind"].astype(str))))
+    hit = hit.assign(event_key=list(zip(hit["event_ts_ns"], hit["kind"].astype(str))))
+    hit = hit.sort_values(["base_ns", "line", "event_ts_ns"], kind="stable")
+    taken: set = set()
+    keep: list[int] = []
+    done: set = set()
+    for idx, line, key in zip(hit.index, hit["line"], hit["event_key"]):
+        if line in done or key in taken:
+            continue
+        done.add(line)
+        taken.add(key)
+        keep.append(idx)
+    return hit.loc[keep]
 
 
 def _count(used: pd.DataFrame) -> tuple[int, int]:

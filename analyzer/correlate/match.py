@@ -306,12 +306,15 @@ def _by_endpoints(f: dict, t: int | None, slack: int, role: str,
         return None, (f"none: the line precedes every flow with these endpoints "
                       f"(flow {fi.flow_id[rows[0]]} starts "
                       f"{(fi.first[rows[0]] - t) / 1e9:.1f} s later)")
-    # A flow that starts within the time uncertainty is only as likely as the one before;
-    # the errno decides (a refused dial is the flow that was refused).
+    # The errno names how the flow ended (EOF: a FIN, refused: a RST to the SYN...): the
+    # latest flow that ended so before the line, even if newer attempts came after it.
     fits = _FITS.get(f["errno"] or "")
-    if fits and k > 0 and fi.first[rows[k]] > t - slack and fi.teardown[rows[k]] not in fits \
-            and fi.teardown[rows[k - 1]] in fits:
-        k -= 1
+    if fits:
+        before = rows[:k + 1]
+        ok = before[np.isin(fi.teardown[before], list(fits))
+                    & (fi.teardown_ts[before] <= t + slack)]
+        if len(ok):
+            k = int(np.flatnonzero(rows == ok[-1])[0])
     r = rows[k]
     gap = (t - fi.last[r]) / 1e9
     if gap > slack / 1e9 + TIGHT_S:
