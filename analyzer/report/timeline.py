@@ -30,6 +30,7 @@ from analyzer.correlate.signatures import KINDS, log_kinds, socket_kinds  # noqa
 
 MAX_LANES = 40
 PIXEL_BINS = 1600          # thinning resolution along the time axis
+MAX_MARKERS = 12000        # all event markers together: keeps the SVG to a few MB
 MAX_LOG_LABELS = 40
 MAX_PERIODS = 200
 GROUP_ORDER = KINDS + ("other",)
@@ -89,7 +90,8 @@ def draw(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | None,
     if not len(flows) and not len(events):
         ax.text(0.5, 0.5, "no flows in this capture", transform=ax.transAxes, ha="center",
                 va="center", fontsize=12, color="#666666")
-    fig.tight_layout()
+    # Room at the bottom for the figure legend (about 0.45 in, whatever the height).
+    fig.tight_layout(rect=(0, 0.5 / height, 1, 1))
     fig.savefig(out_dir / "timeline.png", dpi=100)
     fig.savefig(out_dir / "timeline.svg")
     plt.close(fig)
@@ -241,14 +243,19 @@ def _draw_spans(ax, flows, lanes, lane_of, t0, x_max) -> int:
     return aggregated
 
 
-def _thin(x: np.ndarray, keys: np.ndarray, x_max: float) -> np.ndarray:
-    """Indices of one point per (key, pixel column): never a million artists or points."""
+def _thin(x: np.ndarray, keys: np.ndarray, x_max: float, budget: int | None = None) -> np.ndarray:
+    """Indices of one point per (key, time column): never a million artists or points.
+    Columns start at pixel width and widen until at most `budget` points remain."""
     if len(x) == 0:
         return np.empty(0, dtype=np.int64)
-    col = np.clip((x / x_max * PIXEL_BINS).astype(np.int64), 0, PIXEL_BINS)
-    combined = keys.astype(np.int64) * (PIXEL_BINS + 1) + col
-    _, first = np.unique(combined, return_index=True)
-    return np.sort(first)
+    bins = PIXEL_BINS
+    while True:
+        col = np.clip((x / x_max * bins).astype(np.int64), 0, bins)
+        combined = keys.astype(np.int64) * (bins + 1) + col
+        _, first = np.unique(combined, return_index=True)
+        if budget is None or len(first) <= budget or bins <= 16:
+            return np.sort(first)
+        bins //= 2
 
 
 def _draw_events(ax, events, lane_of, t0, x_max) -> int:
@@ -265,12 +272,13 @@ def _draw_events(ax, events, lane_of, t0, x_max) -> int:
     offset = np.where(sender == "phone", UP, np.where(sender == "server", DOWN, 0.0))
     kind = ev["kind"].astype(str).to_numpy()
     drawn = 0
+    budget = MAX_MARKERS // max(1, len(set(kind) & set(EVENT_STYLE)))
     for k_index, (k, (marker, color, size, _)) in enumerate(EVENT_STYLE.items()):
         sel = np.flatnonzero(kind == k)
         if not len(sel):
             continue
         keys = lane[sel] * 3 + (offset[sel] > 0) + 2 * (offset[sel] < 0)
-        pick = sel[_thin(x[sel], keys, x_max)]
+        pick = sel[_thin(x[sel], keys, x_max, budget)]
         face = "none" if k in _HOLLOW else color
         ax.scatter(x[pick], [_y(lane_i) + off for lane_i, off in zip(lane[pick], offset[pick])],
                    marker=marker, s=size,
@@ -326,7 +334,7 @@ def _draw_logs(ax, rows, _extra, t0, x_max) -> int:
         sel = np.flatnonzero(role == r)
         if not len(sel):
             continue
-        pick = sel[_thin(x[sel], lane[sel], x_max)]
+        pick = sel[_thin(x[sel], lane[sel], x_max, MAX_MARKERS // 4)]
         offset = UP * 1.9 if r == "app" else DOWN * 1.9
         ax.scatter(x[pick], [_y(l) + offset for l in lane[pick]], marker=marker, s=55, c=color,
                    edgecolors="black", linewidths=0.4, zorder=4)
@@ -403,7 +411,7 @@ def _axes(ax, lanes, t0, x_max, phone_tz_s) -> None:
 def _default_title(flows, events, stats) -> str:
     parts = [f"{stats['flows']:,} flows", f"{stats['events']:,} events"]
     if stats["events_drawn"] < stats["events"]:
-        parts.append(f"{stats['events_drawn']:,} markers drawn (thinned to one per pixel column)")
+        parts.append(f"{stats['events_drawn']:,} markers drawn (thinned per lane and time column)")
     if stats["aggregated_flows"]:
         parts.append(f"{stats['aggregated_flows']:,} flows in aggregate lanes")
     return "Socket timeline: " + ", ".join(parts)
@@ -428,5 +436,5 @@ def _legend(ax, events, err_logs, lifecycle) -> None:
         handles.append(Patch(color="#9e9e9e", alpha=0.3, label="background (from logs)"))
     if bases - {"log"}:
         handles.append(Patch(color="#c7b3e6", alpha=0.4, label="background (from capture)"))
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.09 - 0.5 / max(ax.figure.get_size_inches()[1], 1)),
-              ncol=min(6, len(handles)), fontsize=7, frameon=False)
+    ax.figure.legend(handles=handles, loc="lower center", ncol=min(7, len(handles)), fontsize=7,
+                     frameon=False)
