@@ -1,0 +1,188 @@
+"""timeline.png / timeline.svg and report.html: content, scale, and a real browser."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import numpy as np
+import pandas as pd
+import pytest
+
+from analyzer.correlate import lifecycle, signatures
+from analyzer.report import html, timeline
+from tests.report import scenarios as s
+from tests.report.harness import analyse
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def full_report(tmp_path, builder=s.huawei, phone=s.HUAWEI, with_logs=True, logs=None):
+    packets, crafted_logs = builder(with_logs)
+    run = analyse(tmp_path, packets, crafted_logs if logs is None else logs, phone=phone)
+    periods = lifecycle.periods(run.flows, run.events, run.logs, [phone])
+    summary = dict(run.summary)
+    summary["lifecycle"] = periods
+    summary["verdicts"] = signatures.judge(run.flows, run.events, run.logs, periods, [phone])
+    summary["seed_table"] = signatures.seed_table(run.flows, run.events, run.logs, [phone], periods)
+    stats = timeline.draw(run.flows, run.events, run.logs, periods, run.out, phone_tz_s=8 * 3600)
+    page = html.render(run.out, summary, run.flows, run.events, run.logs)
+    return run, summary, stats, page
+
+
+# --------------------------------------------------------------------------- timeline
+
+
+def test_timeline_png_is_not_blank_and_sensibly_sized(tmp_path):
+    run, _, stats, _ = full_report(tmp_path)
+    png = run.out / "timeline.png"
+    svg = run.out / "timeline.svg"
+    assert png.is_file() and svg.is_file()
+    image = mpimg.imread(png)
+    height, width = image.shape[:2]
+    assert width == 1400 and 300 <= height <= 2400
+    rgb = image[..., :3]
+    ink = (rgb.min(axis=2) < 0.9).mean()          # share of pixels that are not white
+    assert 0.01 < ink < 0.6
+    # Red RST crosses are there (the Huawei burst).
+    red = (rgb[..., 0] > 0.75) & (rgb[..., 1] < 0.3) & (rgb[..., 2] < 0.3)
+    assert red.sum() > 20
+    assert stats["lanes"] == len(run.flows) and stats["events_drawn"] == len(run.events)
+    text = svg.read_text()
+    assert "EDESTADDRREQ" in text and "ECONNABORTED" in text   # app errors on their lanes
+    assert "phone local time (UTC+08:00)" in text
+
+
+def test_timeline_with_one_flow_and_no_logs(tmp_path):
+    packets, _ = s.normal_close()
+    run = analyse(tmp_path, packets, s.empty_logs(), phone=s.HUAWEI)
+    stats = timeline.draw(run.flows, run.events, None, [], run.out)
+    assert stats["lanes"] == 1
+    assert "phone time zone unknown" in (run.out / "timeline.svg").read_text()
+
+
+def test_timeline_with_nothing(tmp_path):
+    stats = timeline.draw(pd.DataFrame(), pd.DataFrame(), None, [], tmp_path)
+    assert stats["lanes"] == 0 and (tmp_path / "timeline.png").stat().st_size > 1000
+
+
+def synthetic(n_flows: int, n_events: int, seed: int = 1):
+    rng = np.random.default_rng(seed)
+    t0 = 1_720_075_971_000_000_000
+    first = t0 + np.sort(rng.integers(0, 3600 * 10**9, n_flows))
+    flows = pd.DataFrame({
+        "flow_id": np.arange(1, n_flows + 1), "proto": pd.Categorical(rng.choice(["tcp", "udp"], n_flows)),
+        "ip_version": 4, "initiator_ip": "10.0.0.159", "initiator_port": rng.integers(30000, 60000, n_flows),
+        "responder_ip": "10.0.1.238", "responder_port": 15100, "first_ts_ns": first,
+        "last_ts_ns": first + rng.integers(10**9, 600 * 10**9, n_flows), "first_frame": 1, "last_frame": 2,
+        "packets_i2r": 100, "packets_r2i": 90, "bytes_i2r": 1, "bytes_r2i": 1, "conn_state": "SF",
+        "history": "ShADadFf", "teardown": pd.Categorical(rng.choice(["rst", "fin", "open"], n_flows)),
+        "teardown_side": 0, "teardown_frame": 5, "teardown_ts_ns": first + 10**9, "syn_count": 1,
+        "phone_role": rng.choice(["initiator", "responder"], n_flows),
+        "teardown_by": rng.choice(["phone", "server"], n_flows)})
+    events = pd.DataFrame({
+        "ts_ns": np.sort(t0 + rng.integers(0, 4200 * 10**9, n_events)), "frame": np.arange(1, n_events + 1),
+        "flow_id": rng.integers(1, n_flows + 1, n_events),
+        "kind": pd.Categorical(rng.choice(["syn", "synack", "fin", "rst", "syn_retry"], n_events)),
+        "side": 0, "src_ip": "10.0.0.159", "src_port": 1, "dst_ip": "10.0.1.238", "dst_port": 2,
+        "detail": "", "sender": pd.Categorical(rng.choice(["phone", "server"], n_events))})
+    return flows, events
+
+
+def test_timeline_scales_to_500_flows_and_a_million_events(tmp_path):
+    flows, events = synthetic(500, 1_000_000)
+    periods = [{"start_ns": int(flows["first_ts_ns"].iloc[100]), "end_ns": None, "state": "background",
+                "evidence": [], "basis": "capture"}]
+    stats = timeline.draw(flows, events, None, periods, tmp_path)
+    assert stats["lanes"] <= timeline.MAX_LANES + 3
+    assert stats["aggregated_flows"] > 400
+    assert stats["events_drawn"] <= timeline.MAX_MARKERS
+    assert (tmp_path / "timeline.svg").stat().st_size < html.MAX_INLINE_SVG
+    assert mpimg.imread(tmp_path / "timeline.png").shape[0] <= 2400
+
+
+# --------------------------------------------------------------------------- report.html
+
+
+def test_report_content_and_filters(tmp_path):
+    run, summary, _, page = full_report(tmp_path)
+    text = page.read_text()
+    assert text.startswith("<!DOCTYPE html>")
+    assert "huawei_background_kill" in text and "caused by the phone" in text
+    for event in run.events.itertuples():
+        assert f"frame.number == {event.frame}" in text
+    # The platform table: each kind and its cells.
+    assert "EDESTADDRREQ (destination address required)" in text
+    assert "ECONNABORTED (software caused connection abort)" in text
+    assert "timeout" in text
+    assert "<svg" in text                               # the timeline, inline
+
+
+def test_report_is_self_contained(tmp_path):
+    _, _, _, page = full_report(tmp_path)
+    text = page.read_text()
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", text)
+    assert "url(http" not in text and "<link" not in text and "@import" not in text
+
+
+def test_report_escapes_log_text(tmp_path):
+    hostile = s.log_frame([{"ts_ns": int((s.T0 + 95) * 1e9), "role": "app", "source": "<b>app</b>.log",
+                            "message": "write err: <script>alert('x')</script> & <img src=x onerror=y>",
+                            "errno": "EPIPE", "op": "write", "proto": "tcp"}])
+    _, _, _, page = full_report(tmp_path, logs=hostile)
+    text = page.read_text()
+    assert "<script>" not in text and "<img src=x" not in text and "<b>app</b>" not in text
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &lt;img" in text
+
+
+def test_report_truncates_large_tables(tmp_path):
+    flows, events = synthetic(html.MAX_FLOWS + 20, html.MAX_EVENTS + 50)
+    summary = {"capture": {"file": "big.pcap"}, "verdicts": {}, "seed_table": {}}
+    page = html.render(tmp_path, summary, flows, events, None).read_text()
+    assert f"Showing the first {html.MAX_FLOWS:,} of {html.MAX_FLOWS + 20:,} flows" in page
+    assert f"Showing the first {html.MAX_EVENTS:,} of {html.MAX_EVENTS + 50:,} events" in page
+    assert page.count("<tr>") < html.MAX_FLOWS + html.MAX_EVENTS + 100
+
+
+def test_platform_table_side_by_side(tmp_path):
+    _, hw, _, _ = full_report(tmp_path / "hw")
+    _, ios, _, _ = full_report(tmp_path / "ios", s.ios, s.IPHONE)
+    table = html.platform_table([hw, ios])
+    assert table.count("<tr>") == 1 + 9
+    assert "10.0.0.159" in table and "10.0.0.110" in table
+    assert "ENOTCONN" in table and "refused" in table and "timeout" in table
+
+
+# --------------------------------------------------------------------------- a real browser
+
+
+def chromium(args, timeout=120):
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+                              capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+@pytest.mark.parametrize("builder,phone,behaviour", [(s.huawei, s.HUAWEI, "huawei_background_kill"),
+                                                     (s.ios, s.IPHONE, "ios_suspend")])
+def test_report_renders_in_headless_chromium(tmp_path, builder, phone, behaviour):
+    _, _, _, page = full_report(tmp_path, builder, phone)
+    url = page.resolve().as_uri()
+    dom = chromium(["--enable-logging=stderr", "--v=0", "--dump-dom", url])
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
+    assert not console, console
+    assert behaviour in dom.stdout and "frame.number == " in dom.stdout
+    assert "<svg" in dom.stdout and "Per-platform table" in dom.stdout
+    shot = tmp_path / "shot.png"
+    done = chromium([f"--screenshot={shot}", "--window-size=1400,2000", url])
+    assert done.returncode == 0 and shot.is_file()
+    image = mpimg.imread(shot)
+    assert image.shape[1] == 1400
+    assert (image[..., :3].min(axis=2) < 0.5).mean() > 0.01   # text was painted
