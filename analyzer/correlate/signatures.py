@@ -449,13 +449,16 @@ def seed_table(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | N
     teardown got: ok (answered), refused, timeout (unanswered), n/a (no attempt seen).
     """
     logs = _norm_logs(logs)
+    # Only error lines fill the table: classify those, not the whole (maybe huge) log.
+    roles = set(logs["role"].astype(str)) if len(logs) else set()
+    logs = logs[logs["errno"].notna()] if len(logs) else logs
     periods = periods or []
     kinds = socket_kinds(flows) if flows is not None and len(flows) else pd.Series([], dtype=object)
     lkinds = log_kinds(logs, flows) if len(logs) else pd.Series([], dtype=object)
     present = [k for k in KINDS if (kinds == k).any() or (lkinds == k).any()]
     first_period = min((p["start_ns"] for p in periods), default=None)
-    has_server_log = bool((logs["role"].astype(str) == "server").any()) if len(logs) else False
-    has_app_log = bool((logs["role"].astype(str) == "app").any()) if len(logs) else False
+    has_server_log = "server" in roles
+    has_app_log = "app" in roles
     table = {}
     for kind in present:
         kflows = flows[kinds == kind] if len(kinds) else flows

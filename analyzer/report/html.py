@@ -41,7 +41,7 @@ th,td{border:1px solid #e1e4e8;padding:3px 7px;text-align:left;vertical-align:to
 th{background:#eef1f4;position:sticky;top:0;z-index:1}
 tr:nth-child(even) td{background:#fafbfc}
 .scroll{max-height:560px;overflow:auto;border:1px solid #dde1e5}
-td code{white-space:nowrap}
+td code{white-space:nowrap}td code.wrap{white-space:normal}
 code,.mono{font-family:"DejaVu Sans Mono",Menlo,Consolas,monospace;font-size:12px}
 .note{color:#6a737d;font-size:12.5px;margin:4px 0}
 .warn{background:#fff8e1;border:1px solid #f2d27a;border-radius:5px;padding:6px 10px;margin:6px 0}
@@ -243,7 +243,7 @@ def _flows(flows: pd.DataFrame, verdicts: dict) -> str:
         addr = "ipv6.addr" if int(r.get("ip_version", 4) or 4) == 6 else "ip.addr"
         text = (f"{addr}=={r['initiator_ip']} && {addr}=={r['responder_ip']} && "
                 f"{port}=={r['initiator_port']} && {port}=={r['responder_port']}")
-        return f"<code>{esc(text)}</code>"
+        return f"<code class='wrap'>{esc(text)}</code>"
 
     def verdict(r):
         v = behaviour.get(int(r["flow_id"]))

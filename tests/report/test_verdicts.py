@@ -7,6 +7,8 @@ capture-only runs; the error names each side printed need the logs.
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 
@@ -21,6 +23,8 @@ def verdict_of(run):
     periods = lifecycle.periods(run.flows, run.events, run.logs, [run.phone])
     verdicts = signatures.judge(run.flows, run.events, run.logs, periods, [run.phone])
     table = signatures.seed_table(run.flows, run.events, run.logs, [run.phone], periods)
+    # All of it goes into summary.json as it is.
+    json.loads(json.dumps({"lifecycle": periods, "verdicts": verdicts, "seed_table": table}))
     return periods, verdicts, table
 
 
@@ -207,3 +211,21 @@ def test_builtin_signatures_cover_the_design_ids():
     ids = {x["id"] for x in signatures.load_signatures()["signatures"]}
     assert ids == {"huawei_background_kill", "android_socket_destroy", "ios_suspend",
                    "server_close", "middlebox_idle_timeout", "normal_close"}
+
+
+def test_logs_as_categoricals_with_unaligned_lines(tmp_path):
+    """The log stage may hand over categoricals, lines it could not align (ts NA) and no
+    lifecycle column; the verdict and the table must not change."""
+    packets, logs = s.ios(with_logs=True)
+    logs = logs.copy()
+    for col in ("role", "source", "format", "errno", "op", "proto", "local_ip", "remote_ip", "lifecycle"):
+        logs[col] = logs[col].astype("category")
+    panic = logs["message"].str.startswith("panic:")
+    logs.loc[panic, "ts_ns"] = pd.NA       # panic lines carry no time of their own
+    run = analyse(tmp_path, packets, logs, phone=s.IPHONE)
+    _, verdicts, table = verdict_of(run)
+    assert verdicts["session"]["behaviour"] == "ios_suspend"
+    assert table["tcp_server"]["app_error"] == "ENOTCONN"
+    no_lifecycle = logs.drop(columns=["lifecycle"])
+    periods = lifecycle.periods(run.flows, run.events, no_lifecycle, [s.IPHONE])
+    assert periods and periods[0]["basis"] == "capture"
