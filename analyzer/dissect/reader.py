@@ -10,6 +10,7 @@ says where and why the rest was lost.
 from __future__ import annotations
 
 import gzip
+import mmap
 import os
 import struct
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from analyzer.dissect import decode, records
+from analyzer.dissect import decode, records, scan
 from analyzer.dissect.packets import empty_batch
 from analyzer.exceptions import CaptureError
 
@@ -34,7 +35,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 STANDARD_MAX_CAPLEN = 262144    # the largest packet most readers accept without a larger snaplen
 
-DEFAULT_CHUNK = 8 * 1024 * 1024
+DEFAULT_CHUNK = 32 * 1024 * 1024
 DEFAULT_BATCH = 131072
 
 
@@ -142,6 +143,35 @@ class _Chunks:
         return len(self.buf) >= n
 
 
+class _MappedChunks(_Chunks):
+    """The same window, on an uncompressed file mapped in slices: no copy of the bytes,
+    and at most one slice resident at a time (memory stays flat whatever the size)."""
+
+    def __init__(self, raw: BinaryIO, path: Path, chunk: int):
+        super().__init__(raw, path, chunk)
+        self.fd = raw.fileno()
+        self.size = os.fstat(self.fd).st_size
+        self.buf = np.zeros(0, dtype=np.uint8)
+        self.eof = self.size == 0
+
+    def read_more(self, minimum: int = 1) -> bool:
+        have_end = self.base + len(self.buf)
+        if have_end >= self.size:
+            self.eof = True
+            return False
+        start = (self.base // mmap.ALLOCATIONGRANULARITY) * mmap.ALLOCATIONGRANULARITY
+        end = min(self.size, max(have_end + self.chunk, self.base + minimum))
+        # populate: fault the slice in at once rather than one page at a time
+        mapped = mmap.mmap(self.fd, end - start, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0),
+                           prot=mmap.PROT_READ, offset=start)
+        if hasattr(mapped, "madvise"):
+            mapped.madvise(mmap.MADV_SEQUENTIAL)
+        # the old slice is unmapped once nothing refers to it any more
+        self.buf = np.frombuffer(mapped, dtype=np.uint8)[self.base - start:]
+        self.eof = end >= self.size
+        return True
+
+
 def _tsres_text(mode: int, factor: int, raw: int) -> str:
     if raw & 0x80:
         return f"2^-{raw & 0x7F}"
@@ -176,8 +206,11 @@ class CaptureReader:
         stream, compression = _open_stream(self.path)
         self.info.compression = compression
         try:
-            chunks = _Chunks(stream, self.path, self.chunk_bytes,
-                             None if compression == "none" else 64 * 1024)
+            if compression == "none" and self._mappable(stream):
+                chunks = _MappedChunks(stream, self.path, self.chunk_bytes)
+            else:
+                chunks = _Chunks(stream, self.path, self.chunk_bytes,
+                                 None if compression == "none" else 64 * 1024)
             self._chunks = chunks
             chunks.ensure(4)
             if len(chunks.buf) == 0:
@@ -196,6 +229,15 @@ class CaptureReader:
         finally:
             stream.close()
         self._finish()
+
+    @staticmethod
+    def _mappable(stream) -> bool:
+        """A regular file (not a pipe or FIFO) can be mapped."""
+        try:
+            import stat
+            return stat.S_ISREG(os.fstat(stream.fileno()).st_mode) and os.fstat(stream.fileno()).st_size > 0
+        except (OSError, AttributeError, ValueError):
+            return False
 
     # ------------------------------------------------------------------ pcap
     def _read_pcap(self, chunks: _Chunks, magic: int):
@@ -226,14 +268,16 @@ class CaptureReader:
         max_caplen = max(STANDARD_MAX_CAPLEN, snaplen)
         if max_caplen > records.MAX_RECORD:
             max_caplen = records.MAX_RECORD
-        lt_arr = np.full(self.batch_size, linktype, np.int32)
         frame = 0
         while True:
-            n, pos, code, reason = records.walk_pcap(
+            batch = empty_batch(self.batch_size)
+            batch["linktype"][:] = linktype
+            n, pos, code, reason = scan.scan_pcap(
                 chunks.buf, 0, len(chunks.buf), big, nanos, hdr_len, max_caplen,
-                self.batch_size, self._off, self._cap, self._wire, self._ts, self._flags)
+                self.batch_size, self._off, self._cap, self._wire, self._ts, self._flags,
+                *self._decode_columns(batch))
             if n:
-                yield self._make_batch(chunks.buf, n, frame, lt_arr[:n], self._ts)
+                yield self._finish_batch(batch, n, frame)
                 frame += n
             if code == records.CORRUPT:
                 self._stop_damaged(chunks.base + pos, frame, records.REASONS[reason]
@@ -293,15 +337,13 @@ class CaptureReader:
             if arrays is None:
                 arrays = self._iface_arrays(ifaces)
             if_snap, if_mode, if_factor, if_off, if_lt = arrays
-            n, pos, code, reason, last_ts = records.walk_pcapng(
+            batch = empty_batch(self.batch_size)
+            n, pos, code, reason, last_ts = scan.scan_pcapng(
                 chunks.buf, 0, len(chunks.buf), big, len(ifaces), if_snap, if_mode, if_factor,
-                if_off, last_ts, self.batch_size, self._off, self._cap, self._wire, self._ts,
-                self._iface, self._flags, skipped)
+                if_off, if_lt, last_ts, self.batch_size, self._off, self._cap, self._wire,
+                self._ts, self._iface, self._flags, skipped, *self._decode_columns(batch))
             if n:
-                idx = self._iface[:n]
-                lts = np.where(idx >= 0, if_lt[np.maximum(idx, 0)], -1).astype(np.int32) \
-                    if len(if_lt) else np.full(n, -1, np.int32)
-                yield self._make_batch(chunks.buf, n, frame, lts, self._ts)
+                yield self._finish_batch(batch, n, frame)
                 frame += n
             if code == records.CORRUPT:
                 self._stop_damaged(chunks.base + pos, frame, records.REASONS[reason])
@@ -462,20 +504,23 @@ class CaptureReader:
         if entry not in self.info.link_types:
             self.info.link_types.append(entry)
 
-    def _make_batch(self, buf, n: int, frame0: int, linktypes, ts):
-        batch = empty_batch(n)
+    @staticmethod
+    def _decode_columns(batch):
+        """The batch's columns in the order the scanners take them (linktype first)."""
+        return (batch["linktype"], batch["status"], batch["ip_version"], batch["src_hi"],
+                batch["src_lo"], batch["dst_hi"], batch["dst_lo"], batch["proto"],
+                batch["fragment"], batch["sport"], batch["dport"], batch["tcp_flags"],
+                batch["seq"], batch["ack"], batch["window"], batch["payload"], batch["icmp_type"],
+                batch["icmp_code"], batch["q_proto"], batch["q_src_hi"], batch["q_src_lo"],
+                batch["q_dst_hi"], batch["q_dst_lo"], batch["q_sport"], batch["q_dport"])
+
+    def _finish_batch(self, batch, n: int, frame0: int):
+        """Trim a decoded batch to its n rows and fill the record columns."""
+        batch = {k: v[:n] for k, v in batch.items()}
         batch["frame"][:] = np.arange(frame0 + 1, frame0 + n + 1)
-        batch["ts_ns"][:] = ts[:n]
-        batch["linktype"][:] = linktypes
+        batch["ts_ns"][:] = self._ts[:n]
         batch["caplen"][:] = self._cap[:n]
         batch["wirelen"][:] = self._wire[:n]
-        decode.decode_batch(
-            buf, self._off, self._cap, batch["linktype"], n, batch["status"], batch["ip_version"],
-            batch["src_hi"], batch["src_lo"], batch["dst_hi"], batch["dst_lo"], batch["proto"],
-            batch["fragment"], batch["sport"], batch["dport"], batch["tcp_flags"], batch["seq"],
-            batch["ack"], batch["window"], batch["payload"], batch["icmp_type"], batch["icmp_code"],
-            batch["q_proto"], batch["q_src_hi"], batch["q_src_lo"], batch["q_dst_hi"],
-            batch["q_dst_lo"], batch["q_sport"], batch["q_dport"])
         self._account(batch, self._flags[:n])
         return batch
 
