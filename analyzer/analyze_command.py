@@ -37,9 +37,31 @@ def build_parser() -> argparse.ArgumentParser:
                    help="table formats, comma-separated: csv, parquet (default csv)")
     p.add_argument("--tcp-idle-timeout", type=float, default=0.0, metavar="S",
                    help="split an established TCP flow after S idle seconds (default 0: never)")
+    p.add_argument("--clock-offset", action="append", default=[], metavar="FILE=SECONDS",
+                   help="fix a log's clock: seconds to add to its own times (repeatable)")
+    p.add_argument("--log-role", action="append", default=[], metavar="FILE=ROLE",
+                   help="say which log is the app's and which the server's (app|server)")
+    p.add_argument("--signatures", metavar="TOML",
+                   help="your own platform behaviours, added to the built-in ones")
+    p.add_argument("--lifecycle-pattern", action="append", default=[], metavar="REGEX=STATE",
+                   help="a log line pattern that marks background/foreground (repeatable)")
+    p.add_argument("--no-report", action="store_true",
+                   help="write the tables and summary only (no timeline, no report.html)")
     p.add_argument("--quiet", "-q", action="store_true", help="print nothing but errors and warnings")
     p.add_argument("--version", action="version", version=f"analyzer {__version__}")
     return p
+
+
+def _pairs(values: list[str], flag: str):
+    """'FILE=VALUE' arguments as (file, value) pairs."""
+    for item in values:
+        name, sep, value = item.rpartition("=")
+        if not sep or not name or not value:
+            raise ValueError(f"{flag} {item!r}: expected FILE=VALUE")
+        try:
+            yield name, value
+        except GeneratorExit:
+            return
 
 
 def _default_out(capture: Path) -> Path:
@@ -60,6 +82,16 @@ def analyze_main(argv: list[str]) -> int:
     if bad:
         print(f"analyze: unknown format {bad[0]!r} (choose csv, parquet)", file=sys.stderr)
         return 2
+    try:
+        clock_offsets = {k: float(v) for k, v in _pairs(args.clock_offset, "--clock-offset")}
+        log_roles = dict(_pairs(args.log_role, "--log-role"))
+    except ValueError as exc:
+        print(f"analyze: {exc}", file=sys.stderr)
+        return 2
+    bad_roles = [v for v in log_roles.values() if v not in ("app", "server")]
+    if bad_roles:
+        print(f"analyze: --log-role: role must be app or server, not {bad_roles[0]!r}", file=sys.stderr)
+        return 2
     if out.exists() and not out.is_dir():
         print(f"analyze: --out {out}: exists and is not a folder", file=sys.stderr)
         return 2
@@ -67,7 +99,10 @@ def analyze_main(argv: list[str]) -> int:
         from analyzer import pipeline
         opts = pipeline.Options(capture=capture, out=out, phones=args.phone,
                                 logs=[Path(x) for x in args.logs], engine=args.engine,
-                                formats=formats, tcp_idle_timeout=args.tcp_idle_timeout)
+                                formats=formats, tcp_idle_timeout=args.tcp_idle_timeout,
+                                clock_offsets=clock_offsets, log_roles=log_roles,
+                                signatures=Path(args.signatures) if args.signatures else None,
+                                lifecycle_patterns=args.lifecycle_pattern, report=not args.no_report)
         result = _run_with_progress(pipeline, opts, capture, args.quiet)
     except AnalyzerError as exc:
         print(f"analyze: {exc}", file=sys.stderr)
@@ -145,4 +180,11 @@ def _print_summary(result) -> None:
                 table.add_row(kind, *(str(row.get(w, "")) for w in ("phone", "server", "unknown")),
                               str(sum(row.values())))
         console.print(table)
-    console.print(f"wrote {result.out / schema.FLOWS_CSV}, {schema.EVENTS_CSV}, {schema.SUMMARY_JSON}")
+    verdict = s.get("verdicts", {}).get("session", {})
+    if verdict:
+        console.print(f"verdict: [bold]{verdict.get('behaviour')}[/] (confidence {verdict.get('confidence', 0):.2f}"
+                      f"{', caused by the phone' if verdict.get('caused_by_phone_lifecycle') else ''})")
+    for name, clock in s.get("clocks", {}).items():
+        if clock.get("offset_s") is not None:
+            console.print(f"clock {name}: {clock['offset_s']:+.3f} s ± {clock.get('uncertainty_s', 0):.3f} ({clock.get('method')})")
+    console.print(f"wrote {', '.join(result.written)} in {result.out}")

@@ -28,6 +28,11 @@ class Options:
     engine: str = "native"          # native | tshark
     formats: tuple[str, ...] = ("csv",)
     tcp_idle_timeout: float = 0.0
+    clock_offsets: dict[str, float] = field(default_factory=dict)   # log file -> seconds
+    log_roles: dict[str, str] = field(default_factory=dict)         # log file -> app|server
+    signatures: Path | None = None                                  # user signature file
+    lifecycle_patterns: list[str] = field(default_factory=list)     # "REGEX=state"
+    report: bool = True                                             # timeline + report.html
 
 
 @dataclass
@@ -37,6 +42,8 @@ class Result:
     summary: dict
     out: Path
     seconds: float
+    logs: pd.DataFrame | None = None
+    written: list[str] = field(default_factory=list)
 
 
 def _open_engine(opts: Options):
@@ -81,51 +88,119 @@ def capture_summary(info: dict, flag_counts: dict, engine: str) -> dict:
     return out
 
 
+def read_logs(opts: Options, capture_first_ns: int | None) -> list:
+    """Every --logs file through the log reader (format detected per file)."""
+    from analyzer.logs import read_log
+    year = None
+    if capture_first_ns is not None:
+        year = pd.Timestamp(capture_first_ns, unit="ns").year
+    out = []
+    for path in opts.logs:
+        role = _lookup(opts.log_roles, path)
+        out.append(read_log(path, role=role, year_hint=year))
+    return out
+
+
+def _lookup(mapping: dict, path: Path):
+    """A per-file option given by file name or by path."""
+    for key in (str(path), path.name):
+        if key in mapping:
+            return mapping[key]
+    return None
+
+
 def run(opts: Options, progress: Callable[[int], None] | None = None) -> Result:
     started = time.perf_counter()
     flows, events, info, flag_counts, peak = read_flows(opts, progress)
     warnings = list(info.get("warnings", []))
+    logfiles = read_logs(opts, info.get("first_ts_ns"))
+    for log in logfiles:
+        warnings += [f"{log.name}: {w}" for w in log.warnings]
 
     if opts.phones:
         phones = [phone_rules.normalise(p) for p in opts.phones]
         phone_how = {"addresses": phones, "how": "given with --phone"}
     else:
         phones, how = phone_rules.infer_phones(flows)
+        if not phones and logfiles:
+            phones, how = phone_rules.phones_from_logs(flows, [l.events for l in logfiles])
         phone_how = {"addresses": phones, "how": how}
         if not phones and len(flows):
             warnings.append(f"phone not identified ({how})")
     phone_rules.attribute(flows, events, phones)
 
+    logs, clocks = _align(opts, logfiles, flows, events, phones, info)
+
     digits = tables.ts_digits(info.get("ts_resolution", "") or "")
     opts.out.mkdir(parents=True, exist_ok=True)
+    written = []
     flow_tab = tables.flows_table(flows, digits)
     event_tab = tables.events_table(events, digits)
-    if "csv" in opts.formats:
-        tables.write_csv(flow_tab, opts.out / schema.FLOWS_CSV)
-        tables.write_csv(event_tab, opts.out / schema.EVENTS_CSV)
-    if "parquet" in opts.formats:
-        tables.write_parquet(flow_tab, opts.out / "flows.parquet")
-        tables.write_parquet(event_tab, opts.out / "events.parquet")
+    log_tab = tables.logs_table(logs, digits) if logfiles else None
+    for fmt in opts.formats:
+        write = tables.write_csv if fmt == "csv" else tables.write_parquet
+        for name, tab in (("flows", flow_tab), ("events", event_tab), ("logs", log_tab)):
+            if tab is not None:
+                write(tab, opts.out / f"{name}.{fmt}")
+                written.append(f"{name}.{fmt}")
 
+    from analyzer.correlate import lifecycle, signatures
+    try:
+        sigs = signatures.load_signatures(opts.signatures)
+        periods = lifecycle.periods(flows, events, logs, phones, patterns=opts.lifecycle_patterns or None)
+    except ValueError as exc:
+        raise AnalyzerError(str(exc)) from None
+    verdicts = signatures.judge(flows, events, logs, periods, phones, sigs)
     summary = {
         "capture": capture_summary(info, flag_counts, opts.engine),
         "warnings": warnings,
         "phones": phone_how,
-        "platform": None,
+        "platform": verdicts["session"].get("platform"),
         "flows": {
             "total": int(len(flows)),
             "peak_live": int(peak),
             "by_teardown": _by_teardown(flows),
-            "by_conn_state": {k: int(v) for k, v in flows["conn_state"].value_counts().items()},
+            "by_conn_state": {str(k): int(v) for k, v in flows["conn_state"].value_counts().items()},
         },
-        "events": {k: int(v) for k, v in events["kind"].value_counts().items()},
-        "clocks": {},
-        "lifecycle": [],
-        "verdicts": {},
-        "seed_table": {},
+        "events": {str(k): int(v) for k, v in events["kind"].value_counts().items() if v},
+        "logs": {l.name: {"format": l.format, "role": l.role, "events": int(len(l.events)),
+                          "stats": l.stats} for l in logfiles},
+        "clocks": clocks,
+        "lifecycle": periods,
+        "verdicts": verdicts,
+        "seed_table": signatures.seed_table(flows, events, logs, phones, periods),
     }
     tables.write_summary(summary, opts.out / schema.SUMMARY_JSON)
-    return Result(flows, events, summary, opts.out, time.perf_counter() - started)
+    written.append(schema.SUMMARY_JSON)
+    if opts.report:
+        from analyzer.report import html, timeline
+        timeline.draw(flows, events, logs, periods, opts.out, phone_tz_s=_phone_zone(clocks))
+        html.render(opts.out, summary, flows, events, logs)
+        written += ["timeline.png", "timeline.svg", "report.html"]
+    return Result(flows, events, summary, opts.out, time.perf_counter() - started, logs, written)
+
+
+def _align(opts: Options, logfiles: list, flows, events, phones, info):
+    """Logs on the capture's clock and on their flows (an empty table without logs)."""
+    from analyzer.correlate.align import LOG_COLUMNS, align_logs
+    if not logfiles:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in LOG_COLUMNS}), {}
+    overrides = {}
+    for key, value in opts.clock_offsets.items():
+        overrides[key] = value
+        overrides[Path(key).name] = value
+    logs, clocks = align_logs(logfiles, flows, events, phones, info.get("first_ts_ns"),
+                              info.get("last_ts_ns"), overrides)
+    # the lifecycle column travels with the aligned rows (same order as line numbers)
+    return logs, clocks
+
+
+def _phone_zone(clocks: dict):
+    """The app log's UTC offset in seconds, for the timeline's second axis."""
+    for entry in clocks.values():
+        if entry.get("role") == "app" and entry.get("zone_s") is not None:
+            return entry["zone_s"]
+    return None
 
 
 def _by_teardown(flows: pd.DataFrame) -> dict:

@@ -49,7 +49,8 @@ def align_logs(logfiles: list[LogFile], flows: pd.DataFrame, events: pd.DataFram
     sort_t = logs["ts_ns"].astype("Float64").groupby(logs["_file"]).ffill().fillna(-np.inf)
     logs = logs.assign(_t=sort_t.astype(float)).sort_values(
         ["_t", "_file", "_line"], kind="stable").reset_index(drop=True)
-    return logs[list(LOG_COLUMNS)], clocks
+    # the lifecycle label rides along for the lifecycle stage (logs.csv leaves it out)
+    return logs[list(LOG_COLUMNS) + ["lifecycle"]], clocks
 
 
 def _align_one(log: LogFile, fi: match.FlowIndex, events: pd.DataFrame,
@@ -93,6 +94,7 @@ def _align_one(log: LogFile, fi: match.FlowIndex, events: pd.DataFrame,
         "message": ev["message"], "errno": ev["errno"],
         "flow_id": pd.array(flow_ids, dtype="Int64"),
         "match": pd.array(hows, dtype="string"), "_line": ev["line_no"].to_numpy(np.int64),
+        "lifecycle": ev["lifecycle"] if "lifecycle" in ev else pd.Series(pd.NA, index=ev.index, dtype="string"),
     })
     for col in _ENDPOINT_COLUMNS:  # the reader's fields, filled from success phrases it skips
         mine = facts[col]
@@ -198,4 +200,4 @@ def _unique_name(log: LogFile, clocks: dict) -> str:
 def _empty() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="Int64" if c in ("ts_ns", "local_port", "remote_port",
                                                             "flow_id") else "string")
-                         for c in LOG_COLUMNS})
+                         for c in list(LOG_COLUMNS) + ["lifecycle"]})

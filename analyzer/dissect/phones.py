@@ -40,6 +40,32 @@ def infer_phones(flows: pd.DataFrame) -> tuple[list[str], str]:
                 f"pass --phone IP or the app's log")
 
 
+def phones_from_logs(flows: pd.DataFrame, log_events: list[pd.DataFrame]) -> tuple[list[str], str]:
+    """The phone from the logs: the app's own local addresses, and the addresses the
+    server talks to, that also appear in the capture's flows."""
+    in_flows = set(flows["initiator_ip"].astype(object)) | set(flows["responder_ip"].astype(object))
+    votes: dict[str, int] = {}
+    for ev in log_events:
+        if ev.empty or "role" not in ev:
+            continue
+        role = str(ev["role"].iloc[0])
+        column = "local_ip" if role == "app" else "remote_ip"
+        for value in ev[column].dropna().astype(str):
+            try:
+                ip = normalise(value)
+            except ValueError:
+                continue
+            if ip in in_flows and ip not in ("0.0.0.0", "::"):
+                votes[ip] = votes.get(ip, 0) + 1
+    if not votes:
+        return [], "not inferred: no log line names an address seen in the capture; pass --phone IP"
+    best = max(votes.values())
+    leaders = [ip for ip, n in votes.items() if n == best]
+    if len(leaders) > 1:
+        return [], f"not inferred: the logs name {', '.join(sorted(leaders))} equally; pass --phone IP"
+    return leaders, f"inferred from the logs: {leaders[0]} is the app's address in {best} log lines"
+
+
 def attribute(flows: pd.DataFrame, events: pd.DataFrame, phones: list[str]) -> None:
     """Add phone_role and teardown_by to flows, sender to events (in place)."""
     phone_set = set(phones)

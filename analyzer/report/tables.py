@@ -109,6 +109,23 @@ def events_table(events: pd.DataFrame, digits: int) -> pa.Table:
     return pa.table(cols)
 
 
+def logs_table(logs: pd.DataFrame, digits: int) -> pa.Table:
+    """logs.csv: the aligned log events, one row each, in the contract's columns."""
+    ts = logs["ts_ns"].astype("Int64")
+    valid = ts.notna().to_numpy()
+    cols = {"ts": ts_text(ts.fillna(0).to_numpy(np.int64), digits, valid)}
+    for name in schema.LOG_COLUMNS[1:]:
+        column = logs[name]
+        if name in ("local_port", "remote_port", "flow_id"):
+            ints = column.astype("Int64")
+            cols[name] = pa.array(ints.fillna(0).to_numpy(np.int64), mask=ints.isna().to_numpy())
+        else:
+            cols[name] = pa.array([None if v is pd.NA or v is None or (isinstance(v, float) and v != v)
+                                   else str(v) for v in column.astype(object)], pa.string())
+    assert list(cols) == schema.LOG_COLUMNS
+    return pa.table(cols)
+
+
 def write_csv(table: pa.Table, path: Path) -> None:
     options = pacsv.WriteOptions(include_header=True, quoting_style="needed")
     pacsv.write_csv(table, str(path), write_options=options)
