@@ -66,9 +66,8 @@ def read_flows(opts: Options, progress: Callable[[int], None] | None = None):
         if progress is not None:
             progress(int(batch["frame"][-1]) if len(batch["frame"]) else 0)
     table.finish()
-    KEY, FL, EP, HIST = table.drain()
-    flows = labels.flows_frame(KEY, FL, EP, HIST)
-    events = labels.events_frame(table.drain_events(), flows)
+    flows = labels.flows_frame(table.drain(), table.names)
+    events = labels.events_frame(table.drain_events(), flows, table.names)
     info = engine.info if isinstance(engine.info, dict) else engine.info.__dict__
     flag_counts = dict(zip(("syn", "synack", "fin", "rst"), (int(x) for x in table.tcp_flag_counts)))
     return flows, events, dict(info), flag_counts, table.peak_live
@@ -86,6 +85,9 @@ def capture_summary(info: dict, flag_counts: dict, engine: str) -> dict:
     out["last_ts"] = None if last is None else last / 1e9
     out["tcp_flag_packets"] = flag_counts
     return out
+
+
+MANY_PERIODS = 100
 
 
 def read_logs(opts: Options, capture_first_ns: int | None) -> list:
@@ -151,6 +153,11 @@ def run(opts: Options, progress: Callable[[int], None] | None = None) -> Result:
     except ValueError as exc:
         raise AnalyzerError(str(exc)) from None
     verdicts = signatures.judge(flows, events, logs, periods, phones, sigs)
+    if len(periods) > MANY_PERIODS:
+        # keep every period, but only the first few pieces of evidence each
+        for period in periods:
+            period["evidence"] = period["evidence"][:3]
+        warnings.append(f"{len(periods)} background periods found; evidence trimmed to 3 items each")
     summary = {
         "capture": capture_summary(info, flag_counts, opts.engine),
         "warnings": warnings,

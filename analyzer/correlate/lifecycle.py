@@ -19,6 +19,8 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from analyzer.frames import text
+
 # Labels (analyzer/logs/lifecycle.py vocabulary) that take the app out of the foreground, and
 # the ones that bring it back. Screen labels only cover the screen; app labels cover both.
 APP_AWAY = {"background", "suspended"}
@@ -88,7 +90,7 @@ def lifecycle_lines(logs: pd.DataFrame | None, patterns=None) -> pd.DataFrame:
     label = label.where(label.notna(), None)
     compiled = parse_patterns(patterns)
     if compiled:
-        messages = logs["message"].astype(str)
+        messages = text(logs["message"])
         for regex, state in reversed(compiled):  # earlier patterns win
             hit = messages.str.contains(regex, na=False)
             label = label.where(~hit, state)
@@ -96,7 +98,7 @@ def lifecycle_lines(logs: pd.DataFrame | None, patterns=None) -> pd.DataFrame:
     rows = logs.loc[keep]
     out = pd.DataFrame({
         "ts_ns": rows["ts_ns"].astype("int64"),
-        "state": label[keep].astype(str),
+        "state": text(label[keep]),
         "source": rows["source"].astype(object) if "source" in rows else None,
         "raw_time": rows["raw_time"].astype(object) if "raw_time" in rows else None,
         "message": rows["message"].astype(object) if "message" in rows else None,
@@ -158,9 +160,9 @@ def frame_evidence(frame: int, flow_id: int, kind: str, sender: str, ts_ns: int)
 def _phone_teardown_table(flows: pd.DataFrame) -> pd.DataFrame:
     if flows is None or len(flows) == 0:
         return flows.iloc[0:0] if flows is not None else pd.DataFrame()
-    mask = (flows["teardown"].astype(str).isin(_PHONE_TEARDOWNS)
-            & (flows["teardown_by"].astype(str) == "phone")
-            & (flows["proto"].astype(str).str.lower() == "tcp"))
+    mask = (text(flows["teardown"]).isin(_PHONE_TEARDOWNS)
+            & (text(flows["teardown_by"]) == "phone")
+            & (text(flows["proto"]).str.lower() == "tcp"))
     return flows.loc[mask].sort_values("teardown_ts_ns", kind="stable")
 
 
@@ -178,9 +180,9 @@ def _phone_teardowns_between(flows, start_ns: int, end_ns: int | None) -> list[d
 
 def _listener_failures(flows: pd.DataFrame) -> pd.DataFrame:
     """SYNs to the phone's listener that were refused or went unanswered."""
-    mask = ((flows["phone_role"].astype(str) == "responder")
-            & (flows["proto"].astype(str).str.lower() == "tcp")
-            & flows["teardown"].astype(str).isin(_LISTENER_FAILURES))
+    mask = ((text(flows["phone_role"]) == "responder")
+            & (text(flows["proto"]).str.lower() == "tcp")
+            & text(flows["teardown"]).isin(_LISTENER_FAILURES))
     return flows.loc[mask].sort_values("first_ts_ns", kind="stable")
 
 
@@ -189,50 +191,59 @@ def _signs_of_life(flows: pd.DataFrame, events: pd.DataFrame) -> np.ndarray:
     (SYN-ACK) or started a new UDP conversation."""
     times = []
     if events is not None and len(events):
-        kind = events["kind"].astype(str)
-        sender = events["sender"].astype(str)
+        kind = text(events["kind"])
+        sender = text(events["sender"])
         mask = kind.isin(("syn", "synack")) & (sender == "phone")
         times.append(events.loc[mask, "ts_ns"].to_numpy(np.int64))
     if len(flows):
-        mask = ((flows["proto"].astype(str).str.lower() == "udp")
-                & (flows["phone_role"].astype(str) == "initiator"))
+        mask = ((text(flows["proto"]).str.lower() == "udp")
+                & (text(flows["phone_role"]) == "initiator"))
         times.append(flows.loc[mask, "first_ts_ns"].to_numpy(np.int64))
     return np.sort(np.concatenate(times)) if times else np.empty(0, np.int64)
 
 
 def bursts(flows: pd.DataFrame, events: pd.DataFrame, window_s: float = BURST_WINDOW_S,
            min_flows: int = BURST_MIN_FLOWS) -> list[dict]:
-    """Periods inferred from the capture alone (basis "capture")."""
+    """Periods inferred from the capture alone (basis "capture"). Works on arrays and
+    binary searches, so captures with a hundred thousand teardowns stay quick."""
     if flows is None or len(flows) == 0:
         return []
     table = _phone_teardown_table(flows)
     if len(table) == 0:
         return []
     failures = _listener_failures(flows)
-    fail_ts = failures["first_ts_ns"].to_numpy(np.int64)
+    fail_ts = failures["first_ts_ns"].to_numpy(np.int64)        # sorted by first_ts_ns
     life = _signs_of_life(flows, events)
     window = int(window_s * 1e9)
+    follow_window = int(FOLLOW_WINDOW_S * 1e9)
     ts = table["teardown_ts_ns"].to_numpy(np.int64)
-    rows = list(table.itertuples(index=False))
+    cols = {c: table[c].to_numpy() for c in ("teardown_frame", "flow_id", "teardown")}
+    fcols = {c: failures[c].to_numpy() for c in ("teardown_frame", "flow_id", "teardown",
+                                                 "teardown_by", "teardown_ts_ns")}
+
+    def phone_evidence(lo: int, hi: int) -> list[dict]:
+        return [frame_evidence(cols["teardown_frame"][k], cols["flow_id"][k], cols["teardown"][k],
+                               "phone", ts[k]) for k in range(lo, min(hi, lo + MAX_EVIDENCE))]
+
+    def follow_evidence(lo: int, hi: int) -> list[dict]:
+        return [frame_evidence(fcols["teardown_frame"][k], fcols["flow_id"][k], fcols["teardown"][k],
+                               str(fcols["teardown_by"][k]), fcols["teardown_ts_ns"][k])
+                for k in range(lo, min(hi, lo + MAX_EVIDENCE))]
+
     found: list[dict] = []
     i = 0
-    while i < len(rows):
-        j = i
-        while j + 1 < len(rows) and ts[j + 1] - ts[i] <= window:
-            j += 1
+    while i < len(ts):
+        j = int(np.searchsorted(ts, ts[i] + window, side="right")) - 1
         start, burst_end = int(ts[i]), int(ts[j])
         # The phone's next foreground act after the burst ends the period.
-        later = life[life > burst_end]
-        end = int(later[0]) if len(later) else None
-        horizon = end if end is not None else burst_end + int(FOLLOW_WINDOW_S * 1e9)
-        follow = failures.loc[(fail_ts > start) & (fail_ts <= horizon)]
-        flows_hit = {rows[k].flow_id for k in range(i, j + 1)}
-        if len(flows_hit) >= min_flows or len(follow):
-            evidence = [frame_evidence(r.teardown_frame, r.flow_id, r.teardown, "phone",
-                                       r.teardown_ts_ns) for r in rows[i:j + 1]]
-            evidence += [frame_evidence(r.teardown_frame, r.flow_id, r.teardown,
-                                        str(r.teardown_by), r.teardown_ts_ns)
-                         for r in follow.itertuples(index=False)]
+        k = int(np.searchsorted(life, burst_end, side="right"))
+        end = int(life[k]) if k < len(life) else None
+        horizon = end if end is not None else burst_end + follow_window
+        f_lo = int(np.searchsorted(fail_ts, start, side="right"))
+        f_hi = int(np.searchsorted(fail_ts, horizon, side="right"))
+        # each flow has one teardown, so the burst's rows are distinct flows
+        if j - i + 1 >= min_flows or f_hi > f_lo:
+            evidence = phone_evidence(i, j + 1) + follow_evidence(f_lo, f_hi)
             if found and found[-1]["end_ns"] is None:
                 found[-1]["evidence"] = (found[-1]["evidence"] + evidence)[:MAX_EVIDENCE]
             else:
@@ -244,12 +255,16 @@ def bursts(flows: pd.DataFrame, events: pd.DataFrame, window_s: float = BURST_WI
 
 def in_periods(ts_ns, found: list[dict], slack_s: float = 0.0) -> np.ndarray:
     """Boolean mask: which times fall inside a period (an open end runs to the end of time;
-    `slack_s` widens each period at its start, for clocks a little apart)."""
+    `slack_s` widens each period at its start, for clocks a little apart). A binary search
+    per time: a time is inside when some period starting before it ends after it."""
     ts = np.asarray(ts_ns, dtype=np.int64)
-    mask = np.zeros(len(ts), dtype=bool)
+    if not found or len(ts) == 0:
+        return np.zeros(len(ts), dtype=bool)
     slack = int(slack_s * 1e9)
-    for period in found:
-        start = period["start_ns"] - slack
-        end = period["end_ns"]
-        mask |= (ts >= start) & (ts <= (np.iinfo(np.int64).max if end is None else end))
-    return mask
+    never = np.iinfo(np.int64).max
+    starts = np.array([p["start_ns"] - slack for p in found], dtype=np.int64)
+    ends = np.array([never if p["end_ns"] is None else p["end_ns"] for p in found], dtype=np.int64)
+    order = np.argsort(starts, kind="stable")
+    starts, reach = starts[order], np.maximum.accumulate(ends[order])
+    idx = np.searchsorted(starts, ts, side="right") - 1
+    return (idx >= 0) & (ts <= reach[np.maximum(idx, 0)])

@@ -29,6 +29,8 @@ import re
 import numpy as np
 import pandas as pd
 
+from analyzer.frames import text
+
 TIGHT_S = 0.5        # an app blocked in read/accept/dial wakes up within this
 LATENCY_S = 0.05     # the capture may see a packet this much after its sender logged it
 LOOSE_WRITE_S = 60.0  # a periodic writer hits the dead socket at its next tick
@@ -133,14 +135,14 @@ class FlowIndex:
         self.n = len(flows)
         self.first_frame = flows["first_frame"].to_numpy(np.int64)
         self.flow_id = flows["flow_id"].to_numpy(np.int64)
-        self.proto = flows["proto"].astype(str).str.lower().to_numpy(object)
+        self.proto = text(flows["proto"]).str.lower().to_numpy(object)
         self.ip = (np.array([_norm_ip(x) for x in flows["initiator_ip"].astype(object)], object),
                    np.array([_norm_ip(x) for x in flows["responder_ip"].astype(object)], object))
         self.port = (flows["initiator_port"].to_numpy(np.int64),
                      flows["responder_port"].to_numpy(np.int64))
         self.first = flows["first_ts_ns"].to_numpy(np.int64)
         self.last = flows["last_ts_ns"].to_numpy(np.int64)
-        self.teardown = flows["teardown"].astype(str).to_numpy(object)
+        self.teardown = text(flows["teardown"]).to_numpy(object)
         td = flows["teardown_ts_ns"]
         self.teardown_ts = np.where(td.isna(), self.last, td.fillna(0)).astype(np.int64)
         self.phones = {_norm_ip(p) for p in phones}
@@ -189,12 +191,12 @@ def anchor_candidates(facts: pd.DataFrame, base_ns: np.ndarray, res_s: np.ndarra
                       fi: FlowIndex, events: pd.DataFrame) -> pd.DataFrame:
     """Every (log line, capture event) pair that could be the same moment (see module doc)."""
     ev_flow_row = np.searchsorted(fi.flow_id, events["flow_id"].to_numpy(np.int64))
-    ev_kind = events["kind"].astype(str).to_numpy(object)
+    ev_kind = text(events["kind"]).to_numpy(object)
     ev_ts = events["ts_ns"].to_numpy(np.int64)
     ev_frame = events["frame"].to_numpy(np.int64)
     ev_src = (np.array([_norm_ip(x) for x in events["src_ip"].astype(object)], object),
               events["src_port"].to_numpy(np.int64))
-    sender = events["sender"].astype(str).to_numpy(object) if "sender" in events else None
+    sender = text(events["sender"]).to_numpy(object) if "sender" in events else None
     by_kind = {k: np.flatnonzero(ev_kind == k) for k in np.unique(ev_kind)}
     own_side = "phone" if role == "app" else "server"
     out: list[dict] = []

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analyzer.frames import text
 from analyzer.correlate import lifecycle as lifecycle_mod
 
 KINDS = ("udp", "tcp_client", "tcp_server")
@@ -108,8 +109,8 @@ def socket_kinds(flows: pd.DataFrame) -> pd.Series:
     """udp | tcp_client (the phone dialled) | tcp_server (dialled to the phone) | other."""
     if flows is None or len(flows) == 0:
         return pd.Series([], dtype=object)
-    proto = flows["proto"].astype(str).str.lower().to_numpy()
-    role = flows["phone_role"].astype(str).to_numpy()
+    proto = text(flows["proto"]).str.lower().to_numpy()
+    role = text(flows["phone_role"]).to_numpy()
     out = np.full(len(flows), "other", dtype=object)
     out[proto == "udp"] = "udp"
     out[(proto == "tcp") & (role == "initiator")] = "tcp_client"
@@ -136,7 +137,7 @@ def log_kinds(logs: pd.DataFrame, flows: pd.DataFrame) -> pd.Series:
         return pd.Series([], dtype=object)
     kinds = socket_kinds(flows)
     by_flow = dict(zip(flows["flow_id"].astype("int64"), kinds)) if len(flows) else {}
-    is_tcp = flows["proto"].astype(str).str.lower() == "tcp" if len(flows) else pd.Series([], dtype=bool)
+    is_tcp = text(flows["proto"]).str.lower() == "tcp" if len(flows) else pd.Series([], dtype=bool)
     server_ports = set(flows.loc[is_tcp & (kinds == "tcp_client"), "responder_port"].astype(int)) if len(flows) else set()
     phone_ports = set(flows.loc[is_tcp & (kinds == "tcp_server"), "responder_port"].astype(int)) if len(flows) else set()
 
@@ -188,9 +189,9 @@ def features(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | Non
     f: dict = {}
     n = len(flows) if flows is not None else 0
     if n:
-        proto = flows["proto"].astype(str).str.lower()
-        teardown = flows["teardown"].astype(str)
-        by = flows["teardown_by"].astype(str)
+        proto = text(flows["proto"]).str.lower()
+        teardown = text(flows["teardown"])
+        by = text(flows["teardown_by"])
         kinds = socket_kinds(flows)
         tcp = proto == "tcp"
     else:
@@ -216,7 +217,7 @@ def features(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | Non
     f["rst_flows"] = count(teardown == "rst")
     f["teardown_flows"] = count(teardown != "open")
     fin_closed = tcp & (teardown == "fin")
-    f["clean_close_share"] = (float((flows.loc[fin_closed, "conn_state"].astype(str) == "SF").mean())
+    f["clean_close_share"] = (float((text(flows.loc[fin_closed, "conn_state"]) == "SF").mean())
                               if count(fin_closed) else 0.0)
     if n:
         packets = (flows["packets_i2r"] + flows["packets_r2i"]).to_numpy(np.int64)
@@ -225,8 +226,8 @@ def features(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | Non
         f["server_rst_after_idle"] = count(tcp & (teardown == "rst") & (by == "server") & (gap >= IDLE_S))
     else:
         f["server_rst_after_idle"] = 0
-    ev_kind = events["kind"].astype(str) if events is not None and len(events) else pd.Series([], dtype=object)
-    ev_sender = events["sender"].astype(str) if events is not None and len(events) else pd.Series([], dtype=object)
+    ev_kind = text(events["kind"]) if events is not None and len(events) else pd.Series([], dtype=object)
+    ev_sender = text(events["sender"]) if events is not None and len(events) else pd.Series([], dtype=object)
     f["server_wrote_after_fin"] = count((ev_kind == "data_after_fin") & (ev_sender == "server"))
 
     f["phone_teardown_burst"] = bool(lifecycle_mod.bursts(flows, events)) if n else False
@@ -239,11 +240,11 @@ def features(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | Non
     else:
         f["phone_teardowns_in_background"] = 0.0
 
-    role = logs["role"].astype(str)
+    role = text(logs["role"])
     errno = logs["errno"]
-    has_errno = errno.notna() & (errno.astype(str) != "")
-    f["app_errno"] = sorted(set(errno[has_errno & (role == "app")].astype(str)))
-    f["server_errno"] = sorted(set(errno[has_errno & (role == "server")].astype(str)))
+    has_errno = errno.notna() & (text(errno) != "")
+    f["app_errno"] = sorted(set(text(errno[has_errno & (role == "app")])))
+    f["server_errno"] = sorted(set(text(errno[has_errno & (role == "server")])))
     f["error_lines"] = int(has_errno.sum())
     f["app_platform"] = _platform_of_formats(logs.loc[role == "app", "format"].unique())
     f["_app_messages"] = logs.loc[role == "app", "message"]
@@ -274,7 +275,7 @@ def _holds(cue: dict, feats: dict) -> bool:
         column = feats.get("_app_messages" if name == "app_log_text" else "_server_messages")
         if column is None or len(column) == 0:
             return False
-        return bool(column.astype(str).str.contains(want, regex=True, na=False).any())
+        return bool(text(column).str.contains(want, regex=True, na=False).any())
     return bool(_OPS[op](feats.get(name), want))
 
 
@@ -348,12 +349,12 @@ def judge(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | None,
 
 def _flow_attrs(flows: pd.DataFrame, periods: list[dict]) -> pd.DataFrame:
     kinds = socket_kinds(flows)
-    end = np.where(flows["teardown"].astype(str) != "open", flows["teardown_ts_ns"], flows["last_ts_ns"])
+    end = np.where(text(flows["teardown"]) != "open", flows["teardown_ts_ns"], flows["last_ts_ns"])
     in_bg = lifecycle_mod.in_periods(end, periods, 0.0)
     # A flow that simply went quiet just before the app left (UDP has no close) counts too.
     quiet_before = lifecycle_mod.in_periods(end + int(BACKGROUND_SLACK_S * 1e9), periods, 0.0)
-    return pd.DataFrame({"kind": kinds.to_numpy(), "teardown": flows["teardown"].astype(str).to_numpy(),
-                         "by": flows["teardown_by"].astype(str).to_numpy(),
+    return pd.DataFrame({"kind": kinds.to_numpy(), "teardown": text(flows["teardown"]).to_numpy(),
+                         "by": text(flows["teardown_by"]).to_numpy(),
                          "in_background": in_bg | quiet_before}, index=flows.index)
 
 
@@ -412,13 +413,13 @@ def _session_evidence(sig: dict, flows, logs: pd.DataFrame, periods: list[dict])
         mask = np.zeros(len(flows), dtype=bool)
         for pattern in sig.get("flow", []):
             mask |= _pattern_mask(pattern, attrs)
-        mask &= (flows["teardown"].astype(str) != "open").to_numpy()
+        mask &= (text(flows["teardown"]) != "open").to_numpy()
         for row in flows.loc[mask].sort_values("teardown_ts_ns").head(MAX_SESSION_EVIDENCE // 2).itertuples(index=False):
             evidence.append(lifecycle_mod.frame_evidence(row.teardown_frame, row.flow_id, row.teardown,
                                                          row.teardown_by, row.teardown_ts_ns))
     wanted = set(sig.get("evidence_errnos", []))
     if len(logs) and wanted:
-        hits = logs[logs["errno"].astype(str).isin(wanted)]
+        hits = logs[text(logs["errno"]).isin(wanted)]
         hits = hits.sort_values("ts_ns", kind="stable", na_position="last")
         evidence += [lifecycle_mod.log_evidence(r) | {"errno": str(r["errno"]), "role": str(r["role"])}
                      for r in hits.head(MAX_SESSION_EVIDENCE // 3).to_dict("records")]
@@ -430,7 +431,7 @@ def _session_evidence(sig: dict, flows, logs: pd.DataFrame, periods: list[dict])
 def _generic_evidence(flows) -> list[dict]:
     if flows is None or len(flows) == 0:
         return []
-    closed = flows[flows["teardown"].astype(str) != "open"].sort_values("teardown_ts_ns").head(10)
+    closed = flows[text(flows["teardown"]) != "open"].sort_values("teardown_ts_ns").head(10)
     return [lifecycle_mod.frame_evidence(r.teardown_frame, r.flow_id, r.teardown, r.teardown_by,
                                          r.teardown_ts_ns) for r in closed.itertuples(index=False)]
 
@@ -450,7 +451,7 @@ def seed_table(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | N
     """
     logs = _norm_logs(logs)
     # Only error lines fill the table: classify those, not the whole (maybe huge) log.
-    roles = set(logs["role"].astype(str)) if len(logs) else set()
+    roles = set(text(logs["role"])) if len(logs) else set()
     logs = logs[logs["errno"].notna()] if len(logs) else logs
     periods = periods or []
     kinds = socket_kinds(flows) if flows is not None and len(flows) else pd.Series([], dtype=object)
@@ -466,8 +467,8 @@ def seed_table(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | N
         if ref_ns is None:
             ref_ns = first_period
         klogs = logs[(lkinds == kind).to_numpy()] if len(lkinds) else logs.iloc[0:0]
-        app_error = _first_error(klogs[klogs["role"].astype(str) == "app"], first_period)
-        server_error = _first_error(klogs[klogs["role"].astype(str) == "server"], first_period)
+        app_error = _first_error(klogs[text(klogs["role"]) == "app"], first_period)
+        server_error = _first_error(klogs[text(klogs["role"]) == "server"], first_period)
         basis = {"app_error": "log" if has_app_log else "none",
                  "server_error": "log" if has_server_log else "none"}
         if not has_server_log:
@@ -481,16 +482,16 @@ def seed_table(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | N
 
 
 def _first_teardown(kflows: pd.DataFrame) -> int | None:
-    closing = kflows[kflows["teardown"].astype(str).isin(("rst", "fin"))]
+    closing = kflows[text(kflows["teardown"]).isin(("rst", "fin"))]
     if len(closing) == 0:
         return None
-    by_phone = closing[closing["teardown_by"].astype(str) == "phone"]
+    by_phone = closing[text(closing["teardown_by"]) == "phone"]
     pick = by_phone if len(by_phone) else closing
     return int(pick["teardown_ts_ns"].min())
 
 
 def _first_error(rows: pd.DataFrame, after_ns: int | None) -> str | None:
-    rows = rows[rows["errno"].notna() & (rows["errno"].astype(str) != "")]
+    rows = rows[rows["errno"].notna() & (text(rows["errno"]) != "")]
     if len(rows) == 0:
         return None
     if after_ns is not None:
@@ -499,15 +500,15 @@ def _first_error(rows: pd.DataFrame, after_ns: int | None) -> str | None:
         rows = late if len(late) else rows
     # Reads and writes on the broken socket say what the teardown did; dial and bind errors
     # are what came after (the reconnect), so they count only when nothing else was logged.
-    io = rows[~rows["op"].astype(str).isin(_DIAL_OPS)]
+    io = rows[~text(rows["op"]).isin(_DIAL_OPS)]
     rows = io if len(io) else rows
     rows = rows.assign(_ts=rows["ts_ns"].astype("float64")).sort_values("_ts", kind="stable", na_position="last")
     return str(rows["errno"].iloc[0])
 
 
 def _server_error_from_capture(kflows: pd.DataFrame) -> str | None:
-    closing = kflows[kflows["teardown"].astype(str).isin(("rst", "fin"))
-                     & (kflows["teardown_by"].astype(str) == "phone")]
+    closing = kflows[text(kflows["teardown"]).isin(("rst", "fin"))
+                     & (text(kflows["teardown_by"]) == "phone")]
     if len(closing) == 0:
         return None
     first = closing.sort_values("teardown_ts_ns").iloc[0]
@@ -529,7 +530,7 @@ def _reconnect(kflows: pd.DataFrame, kind: str, ref_ns: int | None, klogs: pd.Da
             return "timeout", "capture"
         return "ok", "capture"
     # No attempt on the wire: a dial error in the logs still tells what the attempt got.
-    dials = klogs[klogs["op"].astype(str).isin(("dial", "connect"))]
+    dials = klogs[text(klogs["op"]).isin(("dial", "connect"))]
     codes = set(dials["errno"].dropna().astype(str))
     if "ECONNREFUSED" in codes:
         return "refused", "log"

@@ -104,7 +104,7 @@ def _find(index, KEY, FL, proto, shi, slo, sp, dhi, dlo, dp):
         s = index[pos]
         if s < 0:
             return pos, -1
-        if FL[s, PROTO] == proto:
+        if FL[s, USED] == 1 and FL[s, PROTO] == proto:   # retired slots wait for collection
             ahi, alo, ap = KEY[s, 0], KEY[s, 1], FL[s, APORT]
             bhi, blo, bp = KEY[s, 2], KEY[s, 3], FL[s, BPORT]
             if ((ahi == shi and alo == slo and ap == sp and bhi == dhi and blo == dlo and bp == dp)
@@ -534,7 +534,7 @@ def mark_idle(FL, EP, now, close_linger, attempt_timeout, udp_timeout, tcp_idle_
 class FlowTable:
     """Holds the live flows; feed it packet batches, then call finish().
 
-    Finished flows are returned as row blocks (KEY, FL, EP, HIST arrays) by `drain()`, so
+    Finished flows are summarised into compact columns as they leave (`drain()`), so
     memory holds only live flows plus what the caller keeps."""
 
     def __init__(self, capacity: int = 4096, event_capacity: int = 65536,
@@ -555,8 +555,10 @@ class FlowTable:
         self.udp_timeout = int(udp_timeout * 1e9)
         self.tcp_idle_timeout = int(tcp_idle_timeout * 1e9)
         self._grow(capacity)
-        self.finished: list[tuple] = []     # row blocks of flows that left the table
-        self.events: list[np.ndarray] = []
+        from analyzer.dissect.labels import Interner   # labels builds on this module
+        self.names = Interner()
+        self.finished: list[dict] = []      # compact summaries of flows that left the table
+        self.events: list[dict] = []
         self.tcp_flag_counts = np.zeros(4, np.int64)   # syn, synack, fin, rst packets
         self.peak_live = 0
 
@@ -608,8 +610,11 @@ class FlowTable:
                 self._take_events()
         self.peak_live = max(self.peak_live, self.capacity - int(self.C[C_NFREE]))
         now = int(b["ts_ns"].max())
-        if mark_idle(self.FL, self.EP, now, self.close_linger, self.attempt_timeout,
-                     self.udp_timeout, self.tcp_idle_timeout) or self.C[C_DETACHED]:
+        self.C[C_DETACHED] += mark_idle(self.FL, self.EP, now, self.close_linger,
+                                        self.attempt_timeout, self.udp_timeout,
+                                        self.tcp_idle_timeout)
+        # summarising retired flows in big blocks is cheaper than in many small ones
+        if self.C[C_DETACHED] >= max(8192, self.capacity // 4):
             self._collect()
         self._take_events()
 
@@ -618,8 +623,8 @@ class FlowTable:
         slots = np.flatnonzero(self.FL[:, USED] == 2)
         if len(slots) == 0:
             return
-        self.finished.append((self.KEY[slots].copy(), self.FL[slots].copy(),
-                              self.EP[slots].copy(), self.HIST[slots].copy()))
+        self.finished.append(self.names.summarise(self.KEY[slots], self.FL[slots],
+                                                  self.EP[slots], self.HIST[slots]))
         self.FL[slots, USED] = 0
         nfree = int(self.C[C_NFREE])
         self.free[nfree:nfree + len(slots)] = slots
@@ -630,7 +635,7 @@ class FlowTable:
     def _take_events(self) -> None:
         k = int(self.C[C_EV_N])
         if k:
-            self.events.append(self.EV[:k].copy())
+            self.events.append(self.names.compact_events(self.EV[:k]))
             self.C[C_EV_N] = 0
 
     def finish(self) -> None:
@@ -639,20 +644,17 @@ class FlowTable:
         self._collect()
         self._take_events()
 
-    def drain(self):
-        """All finished flows so far as one block (KEY, FL, EP, HIST), sorted by flow id."""
-        if not self.finished:
-            return (np.zeros((0, 4), np.uint64), np.zeros((0, N_FL), np.int64),
-                    np.zeros((0, 2, N_EP), np.int64), np.zeros((0, HMAX), np.uint8))
-        parts = list(zip(*self.finished))
-        KEY, FL, EP, HIST = (np.concatenate(p) for p in parts)
-        order = np.argsort(FL[:, FLOW_ID], kind="stable")
+    def drain(self) -> dict[str, np.ndarray]:
+        """All finished flows so far as compact columns, sorted by flow id."""
+        empty = self.names.summarise(self.KEY[:0], self.FL[:0], self.EP[:0], self.HIST[:0])
+        from analyzer.dissect.labels import concat
+        out = concat(self.finished, empty, ("flow_id",))
         self.finished = []
-        return KEY[order], FL[order], EP[order], HIST[order]
+        return out
 
-    def drain_events(self) -> np.ndarray:
-        if not self.events:
-            return np.zeros((0, 8), np.int64)
-        ev = np.concatenate(self.events)
+    def drain_events(self) -> dict[str, np.ndarray]:
+        empty = self.names.compact_events(np.zeros((0, 8), np.int64))
+        from analyzer.dissect.labels import concat
+        out = concat(self.events, empty, ())      # emitted in frame order already
         self.events = []
-        return ev
+        return out

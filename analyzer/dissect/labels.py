@@ -1,11 +1,15 @@
 """From the flow engine's finished flows and events to the flows and events tables.
 
-Here the per-endpoint states become Zeek's `conn_state` (the same decision list as
-Zeek's conn.log) and our own `teardown` label; sides (originator 0 / responder 1) stay
-as they are: which side is the phone is decided later (phones.py).
+Flows are summarised as they leave the engine (`Interner.summarise`): Zeek's `conn_state`
+(the same decision list as Zeek's conn.log), our own `teardown` label, and compact columns
+in which addresses and histories are small codes into tables kept once. That keeps memory
+to ~100 bytes per finished flow. Sides stay sides (originator 0 / responder 1): which side
+is the phone is decided later (phones.py).
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pandas as pd
@@ -14,29 +18,10 @@ from analyzer.dissect import flows as F
 from analyzer.dissect.packets import halves_to_addr
 
 PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp6"}
-
-
-def _addresses(hi: np.ndarray, lo: np.ndarray) -> pd.Categorical:
-    """Address text for (hi, lo) halves as a categorical: each distinct address is
-    formatted once, and a million flows cost a million small codes, not strings."""
-    if len(hi) == 0:
-        return pd.Categorical([], categories=[""])
-    hi = np.asarray(hi).astype(np.uint64, copy=False)
-    lo = np.asarray(lo).astype(np.uint64, copy=False)
-    codes = np.empty(len(hi), np.int64)
-    text: list[str] = []
-    # hashing (factorize) beats sorting here; IPv4-mapped and zero addresses have hi == 0
-    v4 = hi == 0
-    if v4.any():
-        c, uniq = pd.factorize(lo[v4])
-        codes[v4] = c
-        text += ["" if l == 0 else halves_to_addr(0, l) for l in uniq]
-    if (~v4).any():
-        pairs = np.stack([hi[~v4], lo[~v4]], axis=1)
-        uniq6, inverse = np.unique(pairs, axis=0, return_inverse=True)
-        codes[~v4] = inverse.reshape(-1) + len(text)
-        text += [halves_to_addr(h, l) for h, l in uniq6]
-    return _categorical(codes, text)
+CONN_STATES = ["S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR", "OTH"]
+TEARDOWNS = ["rst", "fin", "refused", "syn_unanswered", "udp_unanswered", "icmp_unreachable", "open"]
+RSTOS0_HISTORY = re.compile(r"\^?S[^HAFGIQ]*R.*")
+KIND_NAMES = list(F.EVENT_NAMES) + ["syn_unanswered", "udp_unanswered"]
 
 
 def _categorical(codes: np.ndarray, labels) -> pd.Categorical:
@@ -49,20 +34,125 @@ def _categorical(codes: np.ndarray, labels) -> pd.Categorical:
     return pd.Categorical.from_codes(np.asarray(codes, dtype=np.int64), categories=uniq)
 
 
-def _histories(FL: np.ndarray, HIST: np.ndarray) -> pd.Categorical:
-    """History strings as a categorical (a capture has few distinct histories)."""
-    n = len(FL)
-    if n == 0:
-        return pd.Categorical([], categories=[""])
-    masked = HIST.copy()
-    masked[np.arange(HIST.shape[1])[None, :] >= FL[:, F.HLEN][:, None]] = 0
-    fixed = np.ascontiguousarray(masked).view(f"S{HIST.shape[1]}").reshape(-1)
-    uniq, inverse = np.unique(fixed, return_inverse=True)
-    return _categorical(inverse.reshape(-1), [u.decode("ascii") for u in uniq])
+class Interner:
+    """Codes for addresses and histories, shared by every block of finished flows."""
+
+    def __init__(self):
+        self.addr_code: dict[tuple[int, int], int] = {(0, 0): 0}
+        self.addr_text: list[str] = [""]
+        self.hist_code: dict[bytes, int] = {}
+        self.hist_text: list[str] = []
+        self.hist_rstos0: list[bool] = []
+
+    def addresses(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        """(hi, lo) halves -> int32 codes into addr_text."""
+        if len(hi) == 0:
+            return np.zeros(0, np.int32)
+        hi = np.asarray(hi, np.uint64)
+        lo = np.asarray(lo, np.uint64)
+        out = np.empty(len(hi), np.int32)
+        # hashing beats sorting; IPv4-mapped addresses (and "none") have hi == 0
+        v4 = hi == 0
+        for mask, is_v4 in ((v4, True), (~v4, False)):
+            if not mask.any():
+                continue
+            if is_v4:
+                inverse, uniq = pd.factorize(lo[mask])
+                keys = [(0, int(l)) for l in uniq]
+            else:
+                pairs = np.stack([hi[mask], lo[mask]], axis=1)
+                uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
+                keys = [(int(h), int(l)) for h, l in uniq]
+            table = np.empty(len(keys), np.int32)
+            for i, key in enumerate(keys):
+                code = self.addr_code.get(key)
+                if code is None:
+                    code = self.addr_code[key] = len(self.addr_text)
+                    self.addr_text.append(halves_to_addr(*key))
+                table[i] = code
+            out[mask] = table[inverse.reshape(-1)]
+        return out
 
 
-def conn_states(FL: np.ndarray, EP: np.ndarray, history) -> np.ndarray:
-    """Zeek's conn_state for each flow (TCP and UDP; other protocols OTH)."""
+    def histories(self, FL: np.ndarray, HIST: np.ndarray) -> np.ndarray:
+        """History letters -> int32 codes into hist_text."""
+        if len(FL) == 0:
+            return np.zeros(0, np.int32)
+        masked = HIST.copy()
+        masked[np.arange(HIST.shape[1])[None, :] >= FL[:, F.HLEN][:, None]] = 0
+        fixed = np.ascontiguousarray(masked).view(f"S{HIST.shape[1]}").reshape(-1)
+        uniq, inverse = np.unique(fixed, return_inverse=True)
+        table = np.empty(len(uniq), np.int32)
+        for i, u in enumerate(uniq):
+            code = self.hist_code.get(u)
+            if code is None:
+                code = self.hist_code[u] = len(self.hist_text)
+                text = u.decode("ascii")
+                self.hist_text.append(text)
+                self.hist_rstos0.append(bool(RSTOS0_HISTORY.fullmatch(text)))
+            table[i] = code
+        return table[inverse.reshape(-1)]
+
+    def summarise(self, KEY, FL, EP, HIST) -> dict[str, np.ndarray]:
+        """Compact columns for a block of finished flows."""
+        hist = self.histories(FL, HIST)
+        rstos0 = np.array(self.hist_rstos0, dtype=bool)[hist] if len(hist) else np.zeros(0, bool)
+        state = conn_states(FL, EP, rstos0)
+        kind, side, tframe, tts = teardowns(FL, EP)
+        return {
+            "flow_id": FL[:, F.FLOW_ID].copy(),
+            "proto": FL[:, F.PROTO].astype(np.uint8),
+            "ip_version": FL[:, F.IPVER].astype(np.uint8),
+            "initiator_ip": self.addresses(KEY[:, 0], KEY[:, 1]),
+            "initiator_port": FL[:, F.APORT].astype(np.int32),
+            "responder_ip": self.addresses(KEY[:, 2], KEY[:, 3]),
+            "responder_port": FL[:, F.BPORT].astype(np.int32),
+            "first_ts_ns": FL[:, F.FIRST_TS].copy(),
+            "last_ts_ns": FL[:, F.LAST_TS].copy(),
+            "first_frame": FL[:, F.FIRST_FRAME].copy(),
+            "last_frame": FL[:, F.LAST_FRAME].copy(),
+            "packets_i2r": EP[:, 0, F.PKTS].astype(np.int32),
+            "packets_r2i": EP[:, 1, F.PKTS].astype(np.int32),
+            "bytes_i2r": EP[:, 0, F.BYTES].copy(),
+            "bytes_r2i": EP[:, 1, F.BYTES].copy(),
+            "conn_state": np.array([CONN_STATES.index(x) for x in CONN_STATES], np.int8)[
+                pd.Categorical(state, categories=CONN_STATES).codes] if len(state) else np.zeros(0, np.int8),
+            "history": hist,
+            "teardown": pd.Categorical(kind, categories=TEARDOWNS).codes.astype(np.int8),
+            "teardown_side": side.astype(np.int8),
+            "teardown_frame": tframe,
+            "teardown_ts_ns": tts,
+            "syn_count": FL[:, F.SYN_COUNT].astype(np.int32),
+            "icmp_sender": self.addresses(FL[:, F.ICMP_SRC_HI].view(np.uint64),
+                                          FL[:, F.ICMP_SRC_LO].view(np.uint64)),
+        }
+
+    def compact_events(self, ev: np.ndarray) -> dict[str, np.ndarray]:
+        """Kernel events (rows of 8 int64) as compact columns."""
+        icmp = ev[:, 3] == F.EV_ICMP_UNREACHABLE
+        src = np.zeros(len(ev), np.int32)
+        if icmp.any():
+            src[icmp] = self.addresses(ev[icmp, 6].view(np.uint64), ev[icmp, 7].view(np.uint64))
+        return {"frame": ev[:, 0].copy(), "ts_ns": ev[:, 1].copy(), "flow_id": ev[:, 2].copy(),
+                "kind": ev[:, 3].astype(np.int8), "side": ev[:, 4].astype(np.int8),
+                "code": ev[:, 5].astype(np.int32), "icmp_src": src}
+
+
+def concat(blocks: list[dict[str, np.ndarray]], empty: dict[str, np.ndarray],
+           order_by: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Blocks of compact columns as one, sorted by the given columns (last one first)."""
+    if not blocks:
+        return empty
+    out = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
+    if not order_by:
+        return out
+    order = np.lexsort(tuple(out[c] for c in reversed(order_by)))
+    return {k: v[order] for k, v in out.items()}
+
+
+def conn_states(FL: np.ndarray, EP: np.ndarray, rstos0: np.ndarray) -> np.ndarray:
+    """Zeek's conn_state for each flow (TCP and UDP; other protocols OTH). `rstos0` says
+    where the history matches Zeek's RSTOS0 pattern."""
     n = len(FL)
     out = np.full(n, "OTH", dtype=object)
     os_, rs = EP[:, 0, F.ST], EP[:, 1, F.ST]
@@ -71,9 +161,6 @@ def conn_states(FL: np.ndarray, EP: np.ndarray, history) -> np.ndarray:
     tcp = FL[:, F.PROTO] == 6
     udp = FL[:, F.PROTO] == 17
     no_bytes = (EP[:, 0, F.BYTES] == 0) & (EP[:, 1, F.BYTES] == 0)
-    cats = pd.Series(history.categories, dtype=object)
-    cat_match = cats.str.fullmatch(r"\^?S[^HAFGIQ]*R.*").fillna(False).to_numpy(bool)
-    rstos0 = cat_match[history.codes] if n else np.zeros(0, bool)
     R, C = F.RESET, F.CLOSED
     conds = [
         (rs == R) & ((os_ == F.SYN_SENT) | (os_ == F.SYN_ACK_SENT) | ((os_ == R) & no_bytes)),
@@ -156,91 +243,80 @@ def teardowns(FL: np.ndarray, EP: np.ndarray):
     return kind, side, frame, ts
 
 
-def flows_frame(KEY, FL, EP, HIST) -> pd.DataFrame:
-    """One row per flow, by side (phone attribution is added by phones.py)."""
-    n = len(FL)
-    hist = _histories(FL, HIST)
-    # initiator, responder and ICMP sender share one dictionary of address texts
-    addrs = _addresses(np.concatenate([KEY[:, 0], KEY[:, 2], FL[:, F.ICMP_SRC_HI].view(np.uint64)]),
-                       np.concatenate([KEY[:, 1], KEY[:, 3], FL[:, F.ICMP_SRC_LO].view(np.uint64)]))
-    kind, side, tframe, tts = teardowns(FL, EP)
-    proto = FL[:, F.PROTO]
-    pcodes, puniq = np.unique(proto, return_inverse=True)[::-1] if n else (np.zeros(0, np.int64), [])
+def flows_frame(cols: dict[str, np.ndarray], names: Interner) -> pd.DataFrame:
+    """One row per flow, by side (phone attribution is added by phones.py). Text columns
+    are categoricals over the interner's tables."""
+    addr = names.addr_text
+    proto = cols["proto"]
+    puniq, pcodes = np.unique(proto, return_inverse=True) if len(proto) else (np.zeros(0, np.uint8), np.zeros(0, np.int64))
     df = pd.DataFrame({
-        "flow_id": FL[:, F.FLOW_ID],
+        "flow_id": cols["flow_id"],
         "proto": _categorical(pcodes.reshape(-1), [PROTO_NAMES.get(int(p), str(int(p))) for p in puniq]),
-        "ip_version": FL[:, F.IPVER],
-        "initiator_ip": addrs[:n],
-        "initiator_port": FL[:, F.APORT],
-        "responder_ip": addrs[n:2 * n],
-        "responder_port": FL[:, F.BPORT],
-        "first_ts_ns": FL[:, F.FIRST_TS],
-        "last_ts_ns": FL[:, F.LAST_TS],
-        "first_frame": FL[:, F.FIRST_FRAME],
-        "last_frame": FL[:, F.LAST_FRAME],
-        "packets_i2r": EP[:, 0, F.PKTS],
-        "packets_r2i": EP[:, 1, F.PKTS],
-        "bytes_i2r": EP[:, 0, F.BYTES],
-        "bytes_r2i": EP[:, 1, F.BYTES],
-        "conn_state": pd.Categorical(conn_states(FL, EP, hist)),
-        "history": hist,
-        "teardown": pd.Categorical(kind),
-        "teardown_side": side,
-        "teardown_frame": tframe,
-        "teardown_ts_ns": tts,
-        "syn_count": FL[:, F.SYN_COUNT],
-        "icmp_sender": addrs[2 * n:],
-        "syn_frames": EP[:, 0, F.SYN_N],
-        "first_syn_ts_ns": FL[:, F.FIRST_TS],
-        "orig_last_frame": EP[:, 0, F.LAST_EP_FRAME],
-        "orig_last_ts_ns": EP[:, 0, F.LAST_EP_TS],
+        "ip_version": cols["ip_version"],
+        "initiator_ip": pd.Categorical.from_codes(cols["initiator_ip"], categories=addr),
+        "initiator_port": cols["initiator_port"],
+        "responder_ip": pd.Categorical.from_codes(cols["responder_ip"], categories=addr),
+        "responder_port": cols["responder_port"],
+        "first_ts_ns": cols["first_ts_ns"],
+        "last_ts_ns": cols["last_ts_ns"],
+        "first_frame": cols["first_frame"],
+        "last_frame": cols["last_frame"],
+        "packets_i2r": cols["packets_i2r"],
+        "packets_r2i": cols["packets_r2i"],
+        "bytes_i2r": cols["bytes_i2r"],
+        "bytes_r2i": cols["bytes_r2i"],
+        "conn_state": pd.Categorical.from_codes(cols["conn_state"], categories=CONN_STATES),
+        "history": _categorical(cols["history"], names.hist_text) if names.hist_text
+        else pd.Categorical.from_codes(cols["history"], categories=[""]),
+        "teardown": pd.Categorical.from_codes(cols["teardown"], categories=TEARDOWNS),
+        "teardown_side": cols["teardown_side"].astype(np.int64),
+        "teardown_frame": cols["teardown_frame"],
+        "teardown_ts_ns": cols["teardown_ts_ns"],
+        "syn_count": cols["syn_count"],
+        "icmp_sender": pd.Categorical.from_codes(cols["icmp_sender"], categories=addr),
+        "first_syn_ts_ns": cols["first_ts_ns"],
     })
     return df
 
 
-def events_frame(ev: np.ndarray, flows: pd.DataFrame) -> pd.DataFrame:
-    """Kernel events plus the end-of-flow ones, with the flow's endpoints attached.
-    `side` is the sending side. Text columns are categoricals: each distinct address or
-    detail is formatted once, whatever the number of events."""
-    un = flows[flows["teardown"].isin(["syn_unanswered", "udp_unanswered"])]
-    n_k, n_t = len(ev), len(un)
+def events_frame(ev: dict[str, np.ndarray], flows: pd.DataFrame, names: Interner) -> pd.DataFrame:
+    """Kernel events plus the end-of-flow ones, with the flow's endpoints attached, in frame
+    order. `side` is the sending side. Text columns are categoricals: each distinct address
+    or detail is formatted once, whatever the number of events."""
+    teardown = flows["teardown"].to_numpy(object)
+    un = flows[(teardown == "syn_unanswered") | (teardown == "udp_unanswered")]
+    n_k, n_t = len(ev["frame"]), len(un)
     un_kind = np.where(un["teardown"].to_numpy(object) == "syn_unanswered",
-                       len(F.EVENT_NAMES), len(F.EVENT_NAMES) + 1)
-    kind_names = list(F.EVENT_NAMES) + ["syn_unanswered", "udp_unanswered"]
-    ts = np.concatenate([ev[:, 1], un["teardown_ts_ns"].to_numpy(np.int64)])
-    frame = np.concatenate([ev[:, 0], un["teardown_frame"].to_numpy(np.int64)])
-    flow_id = np.concatenate([ev[:, 2], un["flow_id"].to_numpy(np.int64)])
-    kind = np.concatenate([ev[:, 3], un_kind]).astype(np.int64)
-    side = np.concatenate([ev[:, 4], np.zeros(n_t, np.int64)])
-    code = np.concatenate([ev[:, 5], np.zeros(n_t, np.int64)])
-    icmp_hi = np.concatenate([ev[:, 6], np.zeros(n_t, np.int64)]).view(np.uint64)
-    icmp_lo = np.concatenate([ev[:, 7], np.zeros(n_t, np.int64)]).view(np.uint64)
+                       KIND_NAMES.index("syn_unanswered"), KIND_NAMES.index("udp_unanswered"))
+    ts = np.concatenate([ev["ts_ns"], un["teardown_ts_ns"].to_numpy(np.int64)])
+    frame = np.concatenate([ev["frame"], un["teardown_frame"].to_numpy(np.int64)])
+    flow_id = np.concatenate([ev["flow_id"], un["flow_id"].to_numpy(np.int64)])
+    kind = np.concatenate([ev["kind"].astype(np.int64), un_kind.astype(np.int64)])
+    side = np.concatenate([ev["side"].astype(np.int64), np.zeros(n_t, np.int64)])
+    code = np.concatenate([ev["code"].astype(np.int64), np.zeros(n_t, np.int64)])
+    icmp_src = np.concatenate([ev["icmp_src"].astype(np.int64), np.zeros(n_t, np.int64)])
     is_icmp = kind == F.EV_ICMP_UNREACHABLE
-    icmp_hi[~is_icmp] = 0
-    icmp_lo[~is_icmp] = 0
 
     # details: one text per distinct (kind, code, ICMP sender); unanswered ones per flow
-    icmp_text = _addresses(icmp_hi, icmp_lo)
     code_key = code.copy()
     code_key[n_k:] = np.arange(n_t)       # unanswered details differ per flow
-    packed = (kind << 56) | ((code_key & 0xFFFFFF) << 32) | icmp_text.codes.astype(np.int64)
+    packed = (kind << 56) | ((code_key & 0xFFFFFF) << 32) | icmp_src
     inverse, packed_uniq = pd.factorize(packed)
-    uniq = [(int(p >> 56), int((p >> 32) & 0xFFFFFF),
-             int(p & 0xFFFFFFFF)) for p in packed_uniq]
     span = ((un["teardown_ts_ns"] - un["first_syn_ts_ns"]) / 1e9).to_numpy()
     syns = un["syn_count"].to_numpy()
     dgrams = un["packets_i2r"].to_numpy()
     texts = []
-    for k, c, a in uniq:
-        name = kind_names[k]
+    for p in packed_uniq:
+        k, c, a = int(p >> 56), int((p >> 32) & 0xFFFFFF), int(p & 0xFFFFFFFF)
+        name = KIND_NAMES[k]
         if name == "syn_retry":
             texts.append(f"retry {c}")
         elif name in ("synack", "data_after_fin", "data_after_rst"):
-            texts.append(F.DETAIL_TEXT[int(c)])
+            texts.append(F.DETAIL_TEXT[c])
         elif name == "refused":
             texts.append("SYN answered by RST")
         elif name == "icmp_unreachable":
-            texts.append(f"ICMP type {c >> 8} code {c & 255} from {icmp_text.categories[a]}")
+            texts.append(f"ICMP type {c >> 8} code {c & 255} from {names.addr_text[a]}")
         elif name == "syn_unanswered":
             texts.append(f"{syns[c]} SYNs over {span[c]:.1f} s, no reply")
         elif name == "udp_unanswered":
@@ -249,30 +325,27 @@ def events_frame(ev: np.ndarray, flows: pd.DataFrame) -> pd.DataFrame:
             texts.append("")
     detail = _categorical(inverse, texts) if len(packed) else pd.Categorical([], categories=[""])
 
-    order = np.lexsort((flow_id, frame))
+    # kernel events come in frame order; a stable sort merges the end-of-flow ones in cheaply
+    order = np.argsort(frame, kind="stable") if n_t else np.arange(len(frame))
     row = np.searchsorted(flows["flow_id"].to_numpy(), flow_id[order])
     s1 = side[order] == 1
-    ini, res = flows["initiator_ip"].array, flows["responder_ip"].array
-    ini_codes, res_codes = ini.codes[row], res.codes[row]
+    ini_codes = flows["initiator_ip"].array.codes[row]
+    res_codes = flows["responder_ip"].array.codes[row]
     src_codes = np.where(s1, res_codes, ini_codes)
     dst_codes = np.where(s1, ini_codes, res_codes)
     iport = flows["initiator_port"].to_numpy()[row]
     rport = flows["responder_port"].to_numpy()[row]
     src_port = np.where(s1, rport, iport)
     dst_port = np.where(s1, iport, rport)
-    categories = list(ini.categories)
     icmp_o = is_icmp[order]
-    if icmp_o.any():
-        # an ICMP error travels from its sender back to the host whose packet it quotes
-        extra = [a for a in icmp_text.categories if a not in categories]
-        categories += extra
-        lookup = np.array([categories.index(a) for a in icmp_text.categories], dtype=np.int64)
-        dst_codes = np.where(icmp_o, src_codes, dst_codes)
-        dst_port = np.where(icmp_o, src_port, dst_port)
-        src_codes = np.where(icmp_o, lookup[icmp_text.codes[order]], src_codes)
+    # an ICMP error travels from its sender back to the host whose packet it quotes
+    dst_codes = np.where(icmp_o, src_codes, dst_codes)
+    dst_port = np.where(icmp_o, src_port, dst_port)
+    src_codes = np.where(icmp_o, icmp_src[order], src_codes)
+    categories = flows["initiator_ip"].cat.categories
     events = pd.DataFrame({
         "ts_ns": ts[order], "frame": frame[order], "flow_id": flow_id[order],
-        "kind": pd.Categorical.from_codes(kind[order], categories=kind_names),
+        "kind": pd.Categorical.from_codes(kind[order], categories=KIND_NAMES),
         "side": side[order],
         "src_ip": pd.Categorical.from_codes(src_codes, categories=categories),
         "src_port": pd.array(src_port, dtype="Int64"),

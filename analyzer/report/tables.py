@@ -51,7 +51,8 @@ def text(column) -> pa.Array:
     if isinstance(column.dtype, pd.CategoricalDtype):
         codes = np.asarray(column.cat.codes, dtype=np.int32)
         dictionary = pa.array([str(c) for c in column.cat.categories], pa.string())
-        return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), dictionary).cast(pa.string())
+        # the CSV and Parquet writers take dictionary arrays as they are: no string per row
+        return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), dictionary)
     return pa.array(column.astype(object).tolist(), pa.string())
 
 

@@ -26,6 +26,7 @@ from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from analyzer.frames import text
 from analyzer.correlate.signatures import KINDS, log_kinds, socket_kinds  # noqa: E402
 
 MAX_LANES = 40
@@ -147,8 +148,8 @@ def _lanes(flows: pd.DataFrame) -> tuple[list[dict], dict]:
             # One lane is kept for the aggregate; the telling flows (ended, by the phone) first.
             quota = max(1, int(MAX_LANES * len(sub) / total) - 1)
             rank = pd.DataFrame({
-                "closed": (sub["teardown"].astype(str) != "open").to_numpy(),
-                "phone": (sub["teardown_by"].astype(str) == "phone").to_numpy(),
+                "closed": (text(sub["teardown"]) != "open").to_numpy(),
+                "phone": (text(sub["teardown_by"]) == "phone").to_numpy(),
                 "ts": sub["first_ts_ns"].to_numpy()}, index=sub.index)
             order = rank.sort_values(["phone", "closed", "ts"], ascending=[False, False, True]).index
             keep = sub.loc[order[:quota]]
@@ -215,7 +216,7 @@ def _draw_spans(ax, flows, lanes, lane_of, t0, x_max) -> int:
     start = (flows["first_ts_ns"].to_numpy(np.int64) - t0) / 1e9
     end = (flows["last_ts_ns"].to_numpy(np.int64) - t0) / 1e9
     end = np.maximum(end, start + x_max * 0.002)  # a one-packet flow still shows
-    initiator_is_phone = flows["phone_role"].astype(str).to_numpy() != "responder"
+    initiator_is_phone = text(flows["phone_role"]).to_numpy() != "responder"
     i2r = flows["packets_i2r"].to_numpy(np.int64)
     r2i = flows["packets_r2i"].to_numpy(np.int64)
     up = np.where(initiator_is_phone, i2r, r2i)      # phone -> server
@@ -268,9 +269,9 @@ def _draw_events(ax, events, lane_of, t0, x_max) -> int:
     ok = lane >= 0
     ev, lane = ev.loc[ok], lane[ok]
     x = (ev["ts_ns"].to_numpy(np.int64) - t0) / 1e9
-    sender = ev["sender"].astype(str).to_numpy()
+    sender = text(ev["sender"]).to_numpy()
     offset = np.where(sender == "phone", UP, np.where(sender == "server", DOWN, 0.0))
-    kind = ev["kind"].astype(str).to_numpy()
+    kind = text(ev["kind"]).to_numpy()
     drawn = 0
     budget = MAX_MARKERS // max(1, len(set(kind) & set(EVENT_STYLE)))
     for k_index, (k, (marker, color, size, _)) in enumerate(EVENT_STYLE.items()):
@@ -325,9 +326,9 @@ def _draw_logs(ax, rows, _extra, t0, x_max) -> int:
     if not len(rows):
         return 0
     x = (rows["ts_ns"].astype("int64").to_numpy() - t0) / 1e9
-    role = rows["role"].astype(str).to_numpy() if "role" in rows else np.full(len(rows), "app")
+    role = text(rows["role"]).to_numpy() if "role" in rows else np.full(len(rows), "app")
     lane = rows["_lane"].to_numpy()
-    errno = rows["errno"].astype(str).to_numpy()
+    errno = text(rows["errno"]).to_numpy()
     drawn = 0
     labelled = 0
     for r_index, (r, (marker, color, _)) in enumerate(LOG_STYLE.items()):
@@ -420,13 +421,13 @@ def _default_title(flows, events, stats) -> str:
 def _legend(ax, events, err_logs, lifecycle) -> None:
     handles = [Line2D([0], [0], color=PHONE_COLOR, lw=3, alpha=0.6, label="phone → server packets"),
                Line2D([0], [0], color=SERVER_COLOR, lw=3, alpha=0.6, label="server → phone packets")]
-    kinds = set(events["kind"].astype(str)) if len(events) else set()
+    kinds = set(text(events["kind"])) if len(events) else set()
     for k, (marker, color, size, label) in EVENT_STYLE.items():
         if k in kinds:
             handles.append(Line2D([0], [0], marker=marker, ls="", color=color, markersize=7,
                                   markerfacecolor="none" if k in _HOLLOW else color, label=label))
     if len(err_logs):
-        roles = set(err_logs["role"].astype(str)) if "role" in err_logs else {"app"}
+        roles = set(text(err_logs["role"])) if "role" in err_logs else {"app"}
         for r, (marker, color, label) in LOG_STYLE.items():
             if r in roles:
                 handles.append(Line2D([0], [0], marker=marker, ls="", color=color, markersize=7,

@@ -20,7 +20,7 @@ def test_corpus_logs_align_or_say_why(tmp_path):
     w = S.huawei(S.Device(8 * 3600, 3.27), S.Device(0, -1.6)).write(tmp_path, "logcat")
     out, clocks = align_logs(logs, w.flows, w.events, [S.HUAWEI], int(w.info["first_ts_ns"]),
                              int(w.info["last_ts_ns"]))
-    assert list(out.columns) == list(LOG_COLUMNS)
+    assert list(out.columns) == list(LOG_COLUMNS) + ["lifecycle"]
     assert len(out) == sum(len(log.events) for log in logs)
     assert set(clocks) == {log.name for log in logs}
     for name, c in clocks.items():

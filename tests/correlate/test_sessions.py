@@ -119,7 +119,7 @@ def test_bind_line_points_to_the_flow_holding_the_port(aligned):
 
 def test_logs_table_contract(aligned):
     w, logs, out, _ = aligned
-    assert list(out.columns) == list(LOG_COLUMNS)
+    assert list(out.columns) == list(LOG_COLUMNS) + ["lifecycle"]
     assert len(out) == sum(len(log.events) for log in logs)
     assert str(out["ts_ns"].dtype) == "Int64" and str(out["flow_id"].dtype) == "Int64"
     ts = out["ts_ns"].dropna().astype("int64")
