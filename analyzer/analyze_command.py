@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=("native", "tshark"), default="native",
                    help="native: our own reader (fast); tshark: Wireshark's dissectors via pyshark")
     p.add_argument("--format", default="csv", metavar="FMT",
-                   help="table formats, comma-separated: csv, parquet (default csv)")
+                   help="table formats, comma-separated: csv, parquet, zeek (a Zeek-style conn.log); default csv")
     p.add_argument("--tcp-idle-timeout", type=float, default=0.0, metavar="S",
                    help="split an established TCP flow after S idle seconds (default 0: never)")
     p.add_argument("--clock-offset", action="append", default=[], metavar="FILE=SECONDS",
@@ -78,9 +78,9 @@ def analyze_main(argv: list[str]) -> int:
     capture = Path(args.capture)
     out = Path(args.out) if args.out else _default_out(capture)
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
-    bad = [f for f in formats if f not in ("csv", "parquet")]
+    bad = [f for f in formats if f not in ("csv", "parquet", "zeek")]
     if bad:
-        print(f"analyze: unknown format {bad[0]!r} (choose csv, parquet)", file=sys.stderr)
+        print(f"analyze: unknown format {bad[0]!r} (choose csv, parquet, zeek)", file=sys.stderr)
         return 2
     try:
         clock_offsets = {k: float(v) for k, v in _pairs(args.clock_offset, "--clock-offset")}

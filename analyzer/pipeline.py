@@ -139,7 +139,11 @@ def run(opts: Options, progress: Callable[[int], None] | None = None) -> Result:
     flow_tab = tables.flows_table(flows, digits)
     event_tab = tables.events_table(events, digits)
     log_tab = tables.logs_table(logs, digits) if logfiles else None
-    for fmt in opts.formats:
+    if "zeek" in opts.formats:
+        from analyzer.report.zeek import write_conn_log
+        write_conn_log(flows, opts.out / "conn.log")
+        written.append("conn.log")
+    for fmt in (f for f in opts.formats if f in ("csv", "parquet")):
         write = tables.write_csv if fmt == "csv" else tables.write_parquet
         for name, tab in (("flows", flow_tab), ("events", event_tab), ("logs", log_tab)):
             if tab is not None:

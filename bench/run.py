@@ -326,20 +326,21 @@ def ensure_capture(workdir: str, label: str, n: int, seed: int) -> tuple[str, di
 
 def run_tool(tool: str, capture: str, label: str, n: int, workdir: str, truth: dict,
              analyze_exe: str | None = None) -> dict:
-    if tool == "analyze":
+    if tool in ("analyze", "analyze-tables"):
         exe = analyze_exe
-        outdir = os.path.join(workdir, f"out-{label}")
-        cmd = [exe, capture, "--out", outdir]
+        outdir = os.path.join(workdir, f"out-{label}-{tool}")
+        # analyze-tables: flows/events/summary only (--no-report), the capture layer's own work
+        cmd = [exe, capture, "--out", outdir] + (["--no-report"] if tool == "analyze-tables" else [])
         shutil.rmtree(outdir, ignore_errors=True)
-        print(f"[{label}] analyze: warm-up run (untimed)", flush=True)
-        warm = measure(cmd, "analyze-warmup")
+        print(f"[{label}] {tool}: warm-up run (untimed)", flush=True)
+        warm = measure(cmd, f"{tool}-warmup")
         if warm["rc"]:
             r = dict(warm, error=f"exit {warm['rc']}: {warm['stderr_tail'].strip()[-600:]}")
             r.pop("stdout")
             return r
         shutil.rmtree(outdir, ignore_errors=True)
-        print(f"[{label}] analyze: timed run", flush=True)
-        r = measure(cmd, "analyze")
+        print(f"[{label}] {tool}: timed run", flush=True)
+        r = measure(cmd, tool)
         r["warmup_wall_s"] = warm["wall_s"]
         r.pop("stdout")
         if r["rc"]:
@@ -404,7 +405,7 @@ def fmt_table(results: dict, sizes: list[str], sizes_n: dict) -> str:
         per = results["sizes"].get(label, {}).get("tools", {})
         a = per.get("analyze", {})
         a_pps = a.get("pps")
-        for tool in ("analyze", "tshark", "dpkt"):
+        for tool in ("analyze", "analyze-tables", "tshark", "dpkt"):
             r = per.get(tool)
             if r is None:
                 continue
@@ -447,7 +448,7 @@ def main(argv=None) -> int:
     ap.add_argument("--analyze-exe", default=None,
                     help="the analyze executable (default: the console script beside this "
                          "Python, else `analyze` on PATH)")
-    ap.add_argument("--tools", default="analyze,tshark,dpkt",
+    ap.add_argument("--tools", default="analyze,analyze-tables,tshark,dpkt",
                     help="subset of analyze,tshark,dpkt to measure")
     args = ap.parse_args(argv)
 
