@@ -82,6 +82,18 @@ def _le32(buf, p):
 
 
 @njit(cache=True)
+def _skip_mpls(buf, q, end):
+    """Skip an MPLS label stack; what follows is IP, told by its version nibble."""
+    while True:
+        if q + 4 > end:
+            return q, 0, DECODE_TRUNCATED
+        bottom = buf[q + 2] & 1
+        q += 4
+        if bottom:
+            return q, -1, DECODE_OK
+
+
+@njit(cache=True)
 def _link_to_l3(buf, p, end, lt):
     """Skip the link layer. Returns (l3_start, ethertype-like code, status).
     Code: 4 / 6 = IP version known, 0 = not IP, -1 = look at the version nibble."""
@@ -134,14 +146,7 @@ def _plain_link_to_l3(buf, p, end, lt):
                 return q, 6, DECODE_OK
             return q, 0, DECODE_NOT_IP
         if etype == 0x8847 or etype == 0x8848:
-            while True:
-                if q + 4 > end:
-                    return q, 0, DECODE_TRUNCATED
-                bottom = buf[q + 2] & 1
-                q += 4
-                if bottom:
-                    break
-            return q, -1, DECODE_OK
+            return _skip_mpls(buf, q, end)
         if etype == ETH_IPV4:
             return q, 4, DECODE_OK
         if etype == ETH_IPV6:
@@ -205,15 +210,7 @@ def _plain_link_to_l3(buf, p, end, lt):
         if proto == 0x57:
             return q, 6, DECODE_OK
         if proto == 0x281 or proto == 0x283:
-            # MPLS over PPP: skip the label stack, then IP by its version nibble
-            while True:
-                if q + 4 > end:
-                    return q, 0, DECODE_TRUNCATED
-                bottom = buf[q + 2] & 1
-                q += 4
-                if bottom:
-                    break
-            return q, -1, DECODE_OK
+            return _skip_mpls(buf, q, end)
         return q, 0, DECODE_NOT_IP
     if lt == LT_NFLOG:
         # 4-byte header, then TLVs (host byte order, 4-byte aligned); type 9 is the payload
