@@ -20,6 +20,8 @@ demo:
 		echo "== $$dir"; \
 		analyze $$cap $$logs $${phone:+--phone $$phone} --out $$dir/analysis || exit 1; \
 	done
+	@analyze compare $(dir $(SAMPLES)) --out captures/comparison.html
+	@echo "open captures/*/analysis/report.html (one per session) and captures/comparison.html"
 
 bench:
 	$(PYTHON) bench/run.py

@@ -16,6 +16,7 @@ SUBCOMMANDS = {
     "serve": "analyzer.capture.commands:serve_main",
     "emulate": "analyzer.capture.commands:emulate_main",
     "session": "analyzer.capture.commands:session_main",
+    "compare": "analyzer.report.compare:compare_main",
 }
 
 
