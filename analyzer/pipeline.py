@@ -136,19 +136,17 @@ def run(opts: Options, progress: Callable[[int], None] | None = None) -> Result:
     digits = tables.ts_digits(info.get("ts_resolution", "") or "")
     opts.out.mkdir(parents=True, exist_ok=True)
     written = []
-    flow_tab = tables.flows_table(flows, digits)
-    event_tab = tables.events_table(events, digits)
-    log_tab = tables.logs_table(logs, digits) if logfiles else None
     if "zeek" in opts.formats:
         from analyzer.report.zeek import write_conn_log
         write_conn_log(flows, opts.out / "conn.log")
         written.append("conn.log")
+    builders = [("flows", tables.flows_table, flows), ("events", tables.events_table, events)]
+    if logfiles:
+        builders.append(("logs", tables.logs_table, logs))
     for fmt in (f for f in opts.formats if f in ("csv", "parquet")):
-        write = tables.write_csv if fmt == "csv" else tables.write_parquet
-        for name, tab in (("flows", flow_tab), ("events", event_tab), ("logs", log_tab)):
-            if tab is not None:
-                write(tab, opts.out / f"{name}.{fmt}")
-                written.append(f"{name}.{fmt}")
+        for name, build, frame in builders:
+            tables.write_table(frame, build, digits, opts.out / f"{name}.{fmt}", fmt)
+            written.append(f"{name}.{fmt}")
 
     from analyzer.correlate import lifecycle, signatures
     try:

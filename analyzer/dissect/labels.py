@@ -282,26 +282,36 @@ def flows_frame(cols: dict[str, np.ndarray], names: Interner) -> pd.DataFrame:
 def events_frame(ev: dict[str, np.ndarray], flows: pd.DataFrame, names: Interner) -> pd.DataFrame:
     """Kernel events plus the end-of-flow ones, with the flow's endpoints attached, in frame
     order. `side` is the sending side. Text columns are categoricals: each distinct address
-    or detail is formatted once, whatever the number of events."""
+    or detail is formatted once, whatever the number of events. Small integer types keep a
+    million events to tens of megabytes."""
     teardown = flows["teardown"].to_numpy(object)
     un = flows[(teardown == "syn_unanswered") | (teardown == "udp_unanswered")]
     n_k, n_t = len(ev["frame"]), len(un)
     un_kind = np.where(un["teardown"].to_numpy(object) == "syn_unanswered",
                        KIND_NAMES.index("syn_unanswered"), KIND_NAMES.index("udp_unanswered"))
-    ts = np.concatenate([ev["ts_ns"], un["teardown_ts_ns"].to_numpy(np.int64)])
     frame = np.concatenate([ev["frame"], un["teardown_frame"].to_numpy(np.int64)])
-    flow_id = np.concatenate([ev["flow_id"], un["flow_id"].to_numpy(np.int64)])
-    kind = np.concatenate([ev["kind"].astype(np.int64), un_kind.astype(np.int64)])
-    side = np.concatenate([ev["side"].astype(np.int64), np.zeros(n_t, np.int64)])
-    code = np.concatenate([ev["code"].astype(np.int64), np.zeros(n_t, np.int64)])
-    icmp_src = np.concatenate([ev["icmp_src"].astype(np.int64), np.zeros(n_t, np.int64)])
-    is_icmp = kind == F.EV_ICMP_UNREACHABLE
+    # kernel events come in frame order; a stable sort merges the end-of-flow ones in cheaply
+    order = np.argsort(frame, kind="stable") if n_t else None
+
+    def merged(kernel: np.ndarray, tail: np.ndarray, dtype) -> np.ndarray:
+        out = np.concatenate([kernel.astype(dtype, copy=False), tail.astype(dtype, copy=False)])
+        return out if order is None else out[order]
+
+    frame = frame if order is None else frame[order]
+    ts = merged(ev["ts_ns"], un["teardown_ts_ns"].to_numpy(np.int64), np.int64)
+    flow_id = merged(ev["flow_id"], un["flow_id"].to_numpy(np.int64), np.int64)
+    kind = merged(ev["kind"], un_kind, np.int8)
+    side = merged(ev["side"], np.zeros(n_t, np.int8), np.int8)
+    code = merged(ev["code"], np.zeros(n_t, np.int32), np.int32)
+    icmp_src = merged(ev["icmp_src"], np.zeros(n_t, np.int32), np.int32)
+    tail_no = merged(np.full(n_k, -1, np.int32), np.arange(n_t, dtype=np.int32), np.int32)
 
     # details: one text per distinct (kind, code, ICMP sender); unanswered ones per flow
-    code_key = code.copy()
-    code_key[n_k:] = np.arange(n_t)       # unanswered details differ per flow
-    packed = (kind << 56) | ((code_key & 0xFFFFFF) << 32) | icmp_src
+    code_key = np.where(tail_no >= 0, tail_no, code).astype(np.int64)
+    packed = (kind.astype(np.int64) << 56) | ((code_key & 0xFFFFFF) << 32) | icmp_src.astype(np.int64)
+    del code_key
     inverse, packed_uniq = pd.factorize(packed)
+    del packed
     span = ((un["teardown_ts_ns"] - un["first_syn_ts_ns"]) / 1e9).to_numpy()
     syns = un["syn_count"].to_numpy()
     dgrams = un["packets_i2r"].to_numpy()
@@ -323,35 +333,39 @@ def events_frame(ev: dict[str, np.ndarray], flows: pd.DataFrame, names: Interner
             texts.append(f"{dgrams[c]} datagrams, no reply")
         else:
             texts.append("")
-    detail = _categorical(inverse, texts) if len(packed) else pd.Categorical([], categories=[""])
+    detail = _categorical(inverse, texts) if len(inverse) else pd.Categorical([], categories=[""])
+    del inverse
 
-    # kernel events come in frame order; a stable sort merges the end-of-flow ones in cheaply
-    order = np.argsort(frame, kind="stable") if n_t else np.arange(len(frame))
-    row = np.searchsorted(flows["flow_id"].to_numpy(), flow_id[order])
-    s1 = side[order] == 1
-    ini_codes = flows["initiator_ip"].array.codes[row]
-    res_codes = flows["responder_ip"].array.codes[row]
+    row = np.searchsorted(flows["flow_id"].to_numpy(), flow_id)
+    s1 = side == 1
+    ini_codes = np.asarray(flows["initiator_ip"].array.codes)[row]
+    res_codes = np.asarray(flows["responder_ip"].array.codes)[row]
     src_codes = np.where(s1, res_codes, ini_codes)
     dst_codes = np.where(s1, ini_codes, res_codes)
-    iport = flows["initiator_port"].to_numpy()[row]
-    rport = flows["responder_port"].to_numpy()[row]
+    del ini_codes, res_codes
+    iport = flows["initiator_port"].to_numpy(np.int32)[row]
+    rport = flows["responder_port"].to_numpy(np.int32)[row]
+    del row
     src_port = np.where(s1, rport, iport)
     dst_port = np.where(s1, iport, rport)
-    icmp_o = is_icmp[order]
-    # an ICMP error travels from its sender back to the host whose packet it quotes
-    dst_codes = np.where(icmp_o, src_codes, dst_codes)
-    dst_port = np.where(icmp_o, src_port, dst_port)
-    src_codes = np.where(icmp_o, icmp_src[order], src_codes)
+    del iport, rport
+    icmp_o = kind == F.EV_ICMP_UNREACHABLE
+    if icmp_o.any():
+        # an ICMP error travels from its sender back to the host whose packet it quotes
+        dst_codes = np.where(icmp_o, src_codes, dst_codes)
+        dst_port = np.where(icmp_o, src_port, dst_port)
+        src_codes = np.where(icmp_o, icmp_src, src_codes)
     categories = flows["initiator_ip"].cat.categories
     events = pd.DataFrame({
-        "ts_ns": ts[order], "frame": frame[order], "flow_id": flow_id[order],
-        "kind": pd.Categorical.from_codes(kind[order], categories=KIND_NAMES),
-        "side": side[order],
+        "ts_ns": ts, "frame": frame, "flow_id": flow_id,
+        "kind": pd.Categorical.from_codes(kind, categories=KIND_NAMES),
+        "side": side,
         "src_ip": pd.Categorical.from_codes(src_codes, categories=categories),
-        "src_port": pd.array(src_port, dtype="Int64"),
+        "src_port": pd.array(src_port, dtype="Int32"),
         "dst_ip": pd.Categorical.from_codes(dst_codes, categories=categories),
         "dst_port": dst_port,
-        "detail": detail[order],
+        "detail": detail,
     })
-    events.loc[icmp_o, "src_port"] = pd.NA
+    if icmp_o.any():
+        events.loc[icmp_o, "src_port"] = pd.NA
     return events

@@ -16,6 +16,9 @@ import numpy as np
 import pandas as pd
 
 
+SENDERS = ["phone", "server", "unknown"]
+
+
 def normalise(address: str) -> str:
     """Canonical text of an address ('::ffff:10.0.0.1' -> '10.0.0.1')."""
     ip = ipaddress.ip_address(address.strip().strip("[]"))
@@ -96,25 +99,26 @@ def attribute(flows: pd.DataFrame, events: pd.DataFrame, phones: list[str]) -> N
     res = _codes(flows["responder_ip"], categories)
     icmp = _codes(flows["icmp_sender"], categories)
     ini_p, res_p = phone_at(ini), phone_at(res)
-    flows["phone_role"] = pd.Categorical(np.select([ini_p, res_p], ["initiator", "responder"], "unknown"),
-                                         categories=["initiator", "responder", "unknown"])
+    # codes straight into the categories: no string per row
+    flows["phone_role"] = pd.Categorical.from_codes(
+        np.select([ini_p, res_p], [0, 1], 2).astype(np.int8), categories=["initiator", "responder", "unknown"])
     has_phone = ini_p | res_p
 
     side = flows["teardown_side"].to_numpy()
     actor = np.where(side == 1, res, np.where(side == -2, icmp, ini))
     actor_p = phone_at(actor)
-    by = np.select([actor_p, has_phone], ["phone", "server"], "unknown")
+    by = np.select([actor_p, has_phone], [0, 1], 2).astype(np.int8)
     # an ICMP error from neither end (a router) is not the server's doing
     router = (side == -2) & ~actor_p & (icmp != ini) & (icmp != res)
-    by[router | (side == -1)] = "unknown"
-    flows["teardown_by"] = pd.Categorical(by, categories=["phone", "server", "unknown"])
+    by[router | (side == -1)] = 2
+    flows["teardown_by"] = pd.Categorical.from_codes(by, categories=SENDERS)
 
     if len(events):
         row = np.searchsorted(flows["flow_id"].to_numpy(), events["flow_id"].to_numpy())
         src = _codes(events["src_ip"], categories)
         src_p = phone_at(src)
         from_end = (src == ini[row]) | (src == res[row])
-        sender = np.select([src_p, has_phone[row] & from_end], ["phone", "server"], "unknown")
-        events["sender"] = pd.Categorical(sender, categories=["phone", "server", "unknown"])
+        sender = np.select([src_p, has_phone[row] & from_end], [0, 1], 2).astype(np.int8)
+        events["sender"] = pd.Categorical.from_codes(sender, categories=SENDERS)
     else:
-        events["sender"] = pd.Categorical([], categories=["phone", "server", "unknown"])
+        events["sender"] = pd.Categorical([], categories=SENDERS)

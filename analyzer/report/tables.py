@@ -127,6 +127,30 @@ def logs_table(logs: pd.DataFrame, digits: int) -> pa.Table:
     return pa.table(cols)
 
 
+SLICE_ROWS = 262144
+
+
+def write_table(frame: pd.DataFrame, build, digits: int, path: Path, fmt: str) -> None:
+    """Write a table slice by slice, so only one slice is ever held as Arrow text."""
+    writer = None
+    try:
+        for start in range(0, max(len(frame), 1), SLICE_ROWS):
+            table = build(frame.iloc[start:start + SLICE_ROWS], digits)
+            if writer is None:
+                writer = (pacsv.CSVWriter(str(path), table.schema,
+                                          write_options=pacsv.WriteOptions(quoting_style="needed"))
+                          if fmt == "csv" else _parquet_writer(path, table.schema))
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _parquet_writer(path: Path, schema: pa.Schema):
+    import pyarrow.parquet as pq
+    return pq.ParquetWriter(str(path), schema)
+
+
 def write_csv(table: pa.Table, path: Path) -> None:
     options = pacsv.WriteOptions(include_header=True, quoting_style="needed")
     pacsv.write_csv(table, str(path), write_options=options)
