@@ -17,6 +17,7 @@ SUBCOMMANDS = {
     "emulate": "analyzer.capture.commands:emulate_main",
     "session": "analyzer.capture.commands:session_main",
     "compare": "analyzer.report.compare:compare_main",
+    "batch": "analyzer.batch:batch_main",
 }
 
 
