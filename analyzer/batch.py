@@ -37,6 +37,9 @@ LOG_NAMES = ("app.log", "server.log")
 TABLES = ("flows", "events", "logs")
 FINGERPRINT = "batch.fingerprint.json"
 META_COLUMNS = ("session", "platform", "device_model", "os_version")
+# what counts as the phone tearing a socket down (refused / unanswered SYNs are reconnect
+# outcomes, counted in the seed table, not teardowns of the sockets that were open)
+TORN_DOWN = ("rst", "fin")
 
 
 @dataclass
@@ -141,7 +144,7 @@ def _up_to_date(folder: Path, fp: dict) -> bool:
 # ----------------------------------------------------------------------------- one session
 
 def teardown_delays(summary: dict, flows) -> list[dict]:
-    """For every background period, each phone teardown from its start to its end (or the next
+    """For every background period, each phone RST/FIN teardown from its start to its end (or the next
     period): seconds after the start. `flows` is the flows table as written (teardown_ts text)."""
     periods = sorted((p for p in summary.get("lifecycle") or [] if p.get("state") == "background"
                       and p.get("start_ns") is not None), key=lambda p: p["start_ns"])
@@ -157,7 +160,7 @@ def teardown_delays(summary: dict, flows) -> list[dict]:
             nxt = int(periods[i + 1]["start_ns"])
             limit = nxt if limit is None else min(limit, nxt)
         for fid, by, ts, kind in zip(cols["flow_id"], cols["teardown_by"], cols["teardown_ts"], cols["teardown"]):
-            if by != "phone" or not ts:
+            if by != "phone" or not ts or kind not in TORN_DOWN:
                 continue
             ts_ns = int(Decimal(ts) * 1_000_000_000)
             if ts_ns >= start and (limit is None or ts_ns <= limit):

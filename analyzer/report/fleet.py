@@ -119,7 +119,7 @@ def delay_plot(summary: dict) -> str | None:
         ax.scatter(np.full(len(vals), i) + np.linspace(-0.15, 0.15, len(vals)), vals, s=8, alpha=0.5)
     ax.set_xticks(range(1, len(labels) + 1), labels, fontsize=8)
     ax.set_ylabel("phone teardown after background (ms)")
-    ax.set_title("How long after background the phone tore sockets down")
+    ax.set_title("Phone RST/FIN after going to background", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     buf = io.BytesIO()
