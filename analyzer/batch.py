@@ -128,8 +128,9 @@ def fingerprint(session: Session) -> dict:
             head = hashlib.sha1(fh.read(1 << 20)).hexdigest()
         files.append({"path": str(Path(p).resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
                       "sha1_first_mb": head})
-    return {"analyzer_version": __version__, "files": files, "phones": session.phones,
-            "meta": [session.platform, session.device_model, session.os_version]}
+    # platform/model/OS are labels added to the dataset at batch time: changing them in the
+    # manifest does not call for a new analysis; the phone's address does
+    return {"analyzer_version": __version__, "files": files, "phones": session.phones}
 
 
 def _up_to_date(folder: Path, fp: dict) -> bool:

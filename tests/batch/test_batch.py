@@ -100,7 +100,11 @@ def test_rerun_skips_unchanged_sessions(fleet_run):
     st = touched.stat()
     os.utime(touched, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
     assert cli.SUBCOMMANDS["batch"] == "analyzer.batch:batch_main"
-    code = cli.main(["batch", str(manifest), "--out", str(out), "--workers", "2", "--no-progress"])
+    from dask.distributed import LocalCluster
+    # this time on an existing cluster (threads, quick to start), reached by its address
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        code = cli.main(["batch", str(manifest), "--out", str(out), "--scheduler", cluster.scheduler_address,
+                         "--no-progress"])
     assert code == 1                     # one session failed
     fleet = json.loads((out / "fleet.json").read_text())
     assert fleet["counts"] == {"sessions": 2 * PER_SAMPLE + 1, "failed": 1,
