@@ -111,7 +111,7 @@ def analyze_main(argv: list[str]) -> int:
         print("analyze: interrupted", file=sys.stderr)
         return 130
     for warning in result.summary["warnings"]:
-        print(f"analyze: warning: {capture}: {warning}", file=sys.stderr)
+        print(f"analyze: warning: {warning}", file=sys.stderr)
     if not args.quiet:
         _print_summary(result)
     return 0

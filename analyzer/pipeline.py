@@ -114,10 +114,11 @@ def _lookup(mapping: dict, path: Path):
 def run(opts: Options, progress: Callable[[int], None] | None = None) -> Result:
     started = time.perf_counter()
     flows, events, info, flag_counts, peak = read_flows(opts, progress)
-    warnings = list(info.get("warnings", []))
+    # every warning names what it is about: the capture, or a log file
+    warnings = [f"{opts.capture.name}: {w}" for w in info.get("warnings", [])]
     logfiles = read_logs(opts, info.get("first_ts_ns"))
     for log in logfiles:
-        warnings += [f"{log.name}: {w}" for w in log.warnings]
+        warnings += [w if w.startswith(f"{log.name}:") else f"{log.name}: {w}" for w in log.warnings]
 
     if opts.phones:
         phones = [phone_rules.normalise(p) for p in opts.phones]
