@@ -61,7 +61,8 @@ def read_flows(opts: Options, progress: Callable[[int], None] | None = None):
     capture info dict, flag counts, peak live flows)."""
     engine = _open_engine(opts)
     table = FlowTable(tcp_idle_timeout=opts.tcp_idle_timeout)
-    for batch in engine.batches():
+    # the reader runs one batch ahead on the other core (its kernels release the GIL)
+    for batch in prefetch(engine.batches()):
         table.feed(batch)
         if progress is not None:
             progress(int(batch["frame"][-1]) if len(batch["frame"]) else 0)
@@ -71,6 +72,47 @@ def read_flows(opts: Options, progress: Callable[[int], None] | None = None):
     info = engine.info if isinstance(engine.info, dict) else engine.info.__dict__
     flag_counts = dict(zip(("syn", "synack", "fin", "rst"), (int(x) for x in table.tcp_flag_counts)))
     return flows, events, dict(info), flag_counts, table.peak_live
+
+
+def prefetch(batches, depth: int = 2):
+    """Iterate `batches` in a worker thread, `depth` items ahead. Errors are re-raised
+    here, in the consumer; stopping early stops the worker."""
+    import queue
+    import threading
+
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def work():
+        try:
+            for item in batches:
+                while not stop.is_set():
+                    try:
+                        items.put(("item", item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put(("end", done))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            items.put(("error", exc))
+
+    worker = threading.Thread(target=work, name="capture-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            tag, value = items.get()
+            if tag == "item":
+                yield value
+            elif tag == "end":
+                return
+            else:
+                raise value
+    finally:
+        stop.set()
+        worker.join(timeout=5)
 
 
 def capture_summary(info: dict, flag_counts: dict, engine: str) -> dict:

@@ -56,18 +56,18 @@ V4_PREFIX = np.uint64(0xFFFF00000000)
 IP6_HOPOPTS, IP6_ROUTING, IP6_FRAGMENT, IP6_AH, IP6_DSTOPTS, IP6_MOBILITY = 0, 43, 44, 51, 60, 135
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _u16(buf, p):
     return (np.int64(buf[p]) << 8) | np.int64(buf[p + 1])
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _u32(buf, p):
     return ((np.int64(buf[p]) << 24) | (np.int64(buf[p + 1]) << 16)
             | (np.int64(buf[p + 2]) << 8) | np.int64(buf[p + 3]))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _u64(buf, p):
     v = np.uint64(0)
     for k in range(8):
@@ -75,13 +75,13 @@ def _u64(buf, p):
     return v
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _le32(buf, p):
     return (np.int64(buf[p]) | (np.int64(buf[p + 1]) << 8)
             | (np.int64(buf[p + 2]) << 16) | (np.int64(buf[p + 3]) << 24))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _skip_mpls(buf, q, end):
     """Skip an MPLS label stack; what follows is IP, told by its version nibble."""
     while True:
@@ -93,7 +93,7 @@ def _skip_mpls(buf, q, end):
             return q, -1, DECODE_OK
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _link_to_l3(buf, p, end, lt):
     """Skip the link layer. Returns (l3_start, ethertype-like code, status).
     Code: 4 / 6 = IP version known, 0 = not IP, -1 = look at the version nibble."""
@@ -112,7 +112,7 @@ def _link_to_l3(buf, p, end, lt):
     return _plain_link_to_l3(buf, p, end, lt)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _plain_link_to_l3(buf, p, end, lt):
     """_link_to_l3 for every link type but PKTAP (kept separate: no recursion, which
     numba's on-disk cache does not support)."""
@@ -234,7 +234,7 @@ def _plain_link_to_l3(buf, p, end, lt):
     return p, 0, DECODE_UNKNOWN_LINK
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _ip_header(buf, p, end, ver):
     """Parse an IPv4/IPv6 header at p. Returns
     (status, src_hi, src_lo, dst_hi, dst_lo, proto, l4_start, l4_len, frag)."""
@@ -321,7 +321,7 @@ def _ip_header(buf, p, end, ver):
     return DECODE_MALFORMED, z, z, z, z, 0, p, 0, FRAG_NONE
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def decode_batch(buf, off, caplen, linktype, n, out_status, out_ipver, src_hi, src_lo,
                  dst_hi, dst_lo, proto, fragment, sport, dport, tcp_flags, seq, ack, window,
                  payload, icmp_type, icmp_code, q_proto, q_src_hi, q_src_lo, q_dst_hi,

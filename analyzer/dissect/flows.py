@@ -114,7 +114,7 @@ def _find(index, KEY, FL, proto, shi, slo, sp, dhi, dlo, dp):
         pos = (pos + 1) & np.int64(mask)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def rebuild_index(index, KEY, FL):
     """Refill the hash index from the live slots (after flows left the table)."""
     index[:] = -1
@@ -414,7 +414,7 @@ def _tcp(FL, EP, HIST, EV, C, s, side, flags, seq, ack, window, plen, ts, frame)
         EP[s, E, DIDCLOSE] = 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def process_batch(start, n, frame, ts_ns, status, fragment, proto, ipver, src_hi, src_lo,
                   dst_hi, dst_lo, sport, dport, tcp_flags, seq, ack, window, payload,
                   icmp_type, icmp_code, q_proto, q_src_hi, q_src_lo, q_dst_hi, q_dst_lo,
@@ -503,7 +503,7 @@ def process_batch(start, n, frame, ts_ns, status, fragment, proto, ipver, src_hi
     return n, DONE
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def mark_idle(FL, EP, now, close_linger, attempt_timeout, udp_timeout, tcp_idle_timeout):
     """Detach flows that are finished and idle (see the module doc). Returns how many."""
     count = 0

@@ -46,14 +46,14 @@ TS_DIV = 1      # ns = units // div
 TS_BIN = 2      # units are 2**-shift seconds
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def rd16(buf, pos, big):
     if big:
         return (np.int64(buf[pos]) << 8) | np.int64(buf[pos + 1])
     return np.int64(buf[pos]) | (np.int64(buf[pos + 1]) << 8)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def rd32(buf, pos, big):
     if big:
         return ((np.int64(buf[pos]) << 24) | (np.int64(buf[pos + 1]) << 16)
@@ -62,7 +62,7 @@ def rd32(buf, pos, big):
             | (np.int64(buf[pos + 2]) << 16) | (np.int64(buf[pos + 3]) << 24))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def walk_pcap(buf, pos, end, big, nanos, hdr_len, max_caplen, max_n,
               off, caplen, wirelen, ts_ns, flags):
     """Walk classic pcap records from pos. Returns (n_records, new_pos, code, reason)."""
@@ -95,7 +95,7 @@ def walk_pcap(buf, pos, end, big, nanos, hdr_len, max_caplen, max_n,
     return n, pos, NEED_MORE, R_NONE
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _units_to_ns(units, mode, factor, tsoff_ns):
     if mode == TS_MUL:
         return np.int64(units) * factor + tsoff_ns
@@ -112,7 +112,7 @@ def _units_to_ns(units, mode, factor, tsoff_ns):
             + np.int64((frac * np.uint64(1000000000)) >> shift) + tsoff_ns)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def walk_pcapng(buf, pos, end, big, if_count, if_snaplen, if_tsmode, if_tsfactor, if_tsoff,
                 last_ts, max_n, off, caplen, wirelen, ts_ns, iface, flags, skipped):
     """Walk pcapng blocks from pos. Packet blocks become records; ISB/NRB/DSB are skipped

@@ -16,7 +16,7 @@ from analyzer.dissect.records import NEED_MORE, walk_pcap, walk_pcapng
 STEP = 2048
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def scan_pcap(buf, pos, end, big, nanos, hdr_len, max_caplen, max_n, off, caplen, wirelen,
               ts_ns, flags, linktype, status, ipver, src_hi, src_lo, dst_hi, dst_lo, proto,
               fragment, sport, dport, tcp_flags, seq, ack, window, payload, icmp_type,
@@ -40,7 +40,7 @@ def scan_pcap(buf, pos, end, big, nanos, hdr_len, max_caplen, max_n, off, caplen
     return n, pos, code, reason
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def scan_pcapng(buf, pos, end, big, if_count, if_snaplen, if_tsmode, if_tsfactor, if_tsoff,
                 if_lt, last_ts, max_n, off, caplen, wirelen, ts_ns, iface, flags, skipped,
                 linktype, status, ipver, src_hi, src_lo, dst_hi, dst_lo, proto, fragment, sport,
