@@ -183,7 +183,7 @@ def _read_back(folder: Path) -> dict:
 def analyse_session(session: Session, out: str, force: bool = False) -> dict:
     """The Dask task: analyse one session into OUT/sessions/NAME (unless unchanged), return
     its small tables and summary digest. Never raises: a failure comes back as status error."""
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.thread_time()
     folder = Path(out) / "sessions" / session.name
     result = {"session": asdict(session), "folder": str(folder), "status": "ok", "error": None,
               "skipped": False, "seconds": 0.0, "tables": {}, "summary": None, "delays": []}
@@ -212,6 +212,7 @@ def analyse_session(session: Session, out: str, force: bool = False) -> dict:
         result["trace"] = traceback.format_exc(limit=6)
         result["tables"] = {}
     result["seconds"] = time.perf_counter() - started
+    result["cpu_seconds"] = time.thread_time() - cpu
     return result
 
 

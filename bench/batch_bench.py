@@ -11,6 +11,8 @@ processes unless --threads) and measures on it:
         its numba kernels on its first session (cluster start-up itself is reported apart)
   warm  the same sessions again with --force on the same cluster (every session re-analysed,
         nothing skipped): the steady rate
+        (per task: mean wall and CPU seconds of the task's thread; wall >> CPU means the
+        workers wait for a core, e.g. when other work shares the machine)
   skip  a plain re-run: every session unchanged, read back from its folder
 """
 
@@ -59,6 +61,10 @@ def main() -> int:
                     t = time.perf_counter()
                     s = batch.run_batch(manifest, out, client=client, force=force, progress=False)
                     figures[label] = time.perf_counter() - t
+                    if label == "warm":
+                        done = [e for e in s["sessions"] if not e["skipped"]]
+                        figures["task"] = sum(e["seconds"] for e in done) / len(done)
+                        figures["task_cpu"] = sum(e["cpu_seconds"] for e in done) / len(done)
                     assert s["counts"]["failed"] == 0, s["failed"]
                     if label == "skip":
                         assert s["counts"]["skipped"] == n, s["counts"]
@@ -68,7 +74,8 @@ def main() -> int:
             rows.append((w, figures))
             print(f"workers={w}: cluster start {figures['start']:.1f} s | "
                   f"cold {n / figures['cold']:.2f} sessions/s ({figures['cold']:.1f} s) | "
-                  f"warm {n / figures['warm']:.2f} sessions/s ({figures['warm']:.1f} s) | "
+                  f"warm {n / figures['warm']:.2f} sessions/s ({figures['warm']:.1f} s; per task "
+                  f"{figures['task']:.2f} s wall, {figures['task_cpu']:.2f} s CPU) | "
                   f"all unchanged {n / figures['skip']:.1f} sessions/s ({figures['skip']:.1f} s)",
                   flush=True)
     finally:

@@ -45,6 +45,7 @@ def fleet_summary(results: list[dict], out: Path, seconds: float) -> dict:
         report = folder / "report.html"
         entry = {"session": s["name"], "status": r["status"], "error": r.get("error"),
                  "skipped": bool(r.get("skipped")), "seconds": round(float(r.get("seconds", 0.0)), 3),
+                 "cpu_seconds": round(float(r.get("cpu_seconds", 0.0)), 3),
                  "capture": s["capture"], "platform": s.get("platform") or dig.get("platform"),
                  "device_model": s.get("device_model"), "os_version": s.get("os_version"),
                  "behaviour": dig.get("behaviour"), "confidence": dig.get("confidence"),
