@@ -14,6 +14,11 @@ The batch then writes OUT/dataset/{flows,events,logs} (Parquet, hive-partitioned
 with session/platform/device_model/os_version columns) and the fleet summary
 (OUT/fleet.json, OUT/fleet.html). A session whose inputs and analyzer version are unchanged
 since its last analysis is not analysed again: its outputs are read back from its folder.
+
+With --scheduler the tasks run on that cluster's workers, which read the captures and write
+OUT/sessions/ themselves: SOURCE and OUT must be at the same paths on every worker (a shared
+file system). Exit status: 0, 1 when any session failed (each named with its error), 2 when
+SOURCE cannot be read.
 """
 
 from __future__ import annotations

@@ -126,3 +126,29 @@ def test_directory_discovery(fleet_run):
     # the batch's own output folder under the source is not mistaken for sessions
     assert batch.find_sessions(root, out)[0].name != "out"
     assert all("/out/" not in s.capture for s in batch.find_sessions(root, out))
+
+
+def test_discovery_of_compressed_captures_and_manifest_names(tmp_path):
+    import gzip
+    d = tmp_path / "lab" / "pixel" / "night1"
+    d.mkdir(parents=True)
+    (d / "trace.pcapng.gz").write_bytes(gzip.compress((farm.SAMPLES / "ios" / "capture.pcapng").read_bytes()))
+    (d / "app.log").write_text("")
+    (d / "meta.json").write_text(json.dumps({"platform": "android", "device_model": "Pixel 8", "os_version": "14"}))
+    (d / "notes.txt").write_text("not a capture")
+    [s] = batch.find_sessions(tmp_path / "lab")
+    assert (s.name, Path(s.capture).name, s.device_model, s.os_version) == ("pixel_night1", "trace.pcapng.gz", "Pixel 8", "14")
+    assert [Path(p).name for p in s.logs] == ["app.log"] and s.phones == []
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("capture,logs,phone,platform,device_model,os_version\n"
+                        "a/capture.pcap,a/app.log; a/server.log ,10.0.0.1,ios,iPhone 12,iOS 17\n"
+                        "b/a/capture.pcap,,,android,,\n")
+    one, two = batch.find_sessions(manifest)
+    assert one.name == "a" and two.name == "a-2"          # names stay unique: they name partitions
+    assert one.logs == [str(tmp_path / "a" / "app.log"), str(tmp_path / "a" / "server.log")]
+    assert two.logs == [] and two.device_model is None
+
+
+def test_a_missing_capture_is_one_line_of_error(tmp_path):
+    res = batch.analyse_session(batch.Session(name="gone", capture=str(tmp_path / "nope.pcap")), str(tmp_path))
+    assert res["status"] == "error" and res["error"].startswith("FileNotFoundError") and "\n" not in res["error"]
