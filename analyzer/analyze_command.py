@@ -125,34 +125,18 @@ def _run_with_progress(pipeline, opts, capture: Path, quiet: bool):
     if quiet or size < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
         return pipeline.run(opts)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-    with Progress(TextColumn("reading {task.description}"), BarColumn(),
+    with Progress(TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.fields[frames]:,} frames"), TimeElapsedColumn(),
                   transient=True) as bar:
-        task = bar.add_task(capture.name, total=size, frames=0)
-        fd = None
+        task = bar.add_task(f"reading {capture.name}", total=size, frames=0)
 
-        def update(frames: int) -> None:
-            nonlocal fd
-            position = _read_position(capture)
+        def update(frames: int, position: int) -> None:
             bar.update(task, completed=position, frames=frames)
 
-        return pipeline.run(opts, progress=update)
+        def stage(text: str) -> None:
+            bar.update(task, description=text, completed=size)
 
-
-def _read_position(capture: Path) -> int:
-    """How far into the file this process has read (from /proc; 0 if unknown)."""
-    try:
-        target = os.path.realpath(capture)
-        for fd in os.listdir("/proc/self/fd"):
-            try:
-                if os.path.realpath(f"/proc/self/fd/{fd}") == target:
-                    with open(f"/proc/self/fdinfo/{fd}") as f:
-                        return int(f.readline().split()[1])
-            except OSError:
-                continue
-    except OSError:
-        pass
-    return 0
+        return pipeline.run(opts, progress=update, stage=stage)
 
 
 def _print_summary(result) -> None:

@@ -56,7 +56,7 @@ def _open_engine(opts: Options):
     raise AnalyzerError(f"unknown engine {opts.engine!r} (choose native or tshark)")
 
 
-def read_flows(opts: Options, progress: Callable[[int], None] | None = None):
+def read_flows(opts: Options, progress: Callable[[int, int], None] | None = None):
     """Run the capture through an engine and the flow table. Returns (flows, events,
     capture info dict, flag counts, peak live flows)."""
     engine = _open_engine(opts)
@@ -65,7 +65,8 @@ def read_flows(opts: Options, progress: Callable[[int], None] | None = None):
     for batch in prefetch(engine.batches()):
         table.feed(batch)
         if progress is not None:
-            progress(int(batch["frame"][-1]) if len(batch["frame"]) else 0)
+            position = engine.position() if hasattr(engine, "position") else 0
+            progress(int(batch["frame"][-1]) if len(batch["frame"]) else 0, position)
     table.finish()
     flows = labels.flows_frame(table.drain(), table.names)
     events = labels.events_frame(table.drain_events(), flows, table.names)
@@ -153,11 +154,16 @@ def _lookup(mapping: dict, path: Path):
     return None
 
 
-def run(opts: Options, progress: Callable[[int], None] | None = None) -> Result:
+def run(opts: Options, progress: Callable[[int, int], None] | None = None,
+        stage: Callable[[str], None] | None = None) -> Result:
+    """One session end to end. `progress(frames, bytes)` follows the capture's reading;
+    `stage(text)` names each later step, for a status line."""
     started = time.perf_counter()
+    stage = stage or (lambda text: None)
     flows, events, info, flag_counts, peak = read_flows(opts, progress)
     # every warning names what it is about: the capture, or a log file
     warnings = [f"{opts.capture.name}: {w}" for w in info.get("warnings", [])]
+    stage("reading logs")
     logfiles = read_logs(opts, info.get("first_ts_ns"))
     for log in logfiles:
         warnings += [w if w.startswith(f"{log.name}:") else f"{log.name}: {w}" for w in log.warnings]
@@ -174,11 +180,13 @@ def run(opts: Options, progress: Callable[[int], None] | None = None) -> Result:
             warnings.append(f"phone not identified ({how})")
     phone_rules.attribute(flows, events, phones)
 
+    stage("aligning log clocks and matching lines to flows")
     logs, clocks = _align(opts, logfiles, flows, events, phones, info)
 
     digits = tables.ts_digits(info.get("ts_resolution", "") or "")
     opts.out.mkdir(parents=True, exist_ok=True)
     written = []
+    stage("writing tables")
     if "zeek" in opts.formats:
         from analyzer.report.zeek import write_conn_log
         write_conn_log(flows, opts.out / "conn.log")
@@ -191,6 +199,7 @@ def run(opts: Options, progress: Callable[[int], None] | None = None) -> Result:
             tables.write_table(frame, build, digits, opts.out / f"{name}.{fmt}", fmt)
             written.append(f"{name}.{fmt}")
 
+    stage("finding background periods and judging the session")
     from analyzer.correlate import lifecycle, signatures
     try:
         sigs = signatures.load_signatures(opts.signatures)
@@ -225,6 +234,7 @@ def run(opts: Options, progress: Callable[[int], None] | None = None) -> Result:
     tables.write_summary(summary, opts.out / schema.SUMMARY_JSON)
     written.append(schema.SUMMARY_JSON)
     if opts.report:
+        stage("drawing the timeline and the report")
         from analyzer.report import html, timeline
         timeline.draw(flows, events, logs, periods, opts.out, phone_tz_s=_phone_zone(clocks))
         html.render(opts.out, summary, flows, events, logs)

@@ -189,6 +189,7 @@ class CaptureReader:
         self.info = CaptureInfo(file=str(self.path))
         self._unknown_links: dict[int, int] = {}
         self._chunks: _Chunks | None = None
+        self._stream = None
         self._flag_counts = {"ts_fraction": 0, "caplen_gt_wirelen": 0, "no_timestamp": 0}
         # record buffers, reused for every batch
         n = batch_size
@@ -204,6 +205,7 @@ class CaptureReader:
         if self.path.is_dir():
             raise CaptureError(f"{self.path}: is a directory, not a capture file")
         stream, compression = _open_stream(self.path)
+        self._stream = stream
         self.info.compression = compression
         try:
             if compression == "none" and self._mappable(stream):
@@ -238,6 +240,19 @@ class CaptureReader:
             return stat.S_ISREG(os.fstat(stream.fileno()).st_mode) and os.fstat(stream.fileno()).st_size > 0
         except (OSError, AttributeError, ValueError):
             return False
+
+    def position(self) -> int:
+        """How far into the file (on disk) reading has got, for progress bars."""
+        chunks = self._chunks
+        if chunks is None:
+            return 0
+        if self.info.compression == "none":
+            return chunks.base
+        raw = getattr(self._stream, "fileobj", None) or getattr(self._stream, "_fp", None)
+        try:
+            return raw.tell() if raw is not None else 0
+        except (OSError, ValueError):
+            return 0
 
     # ------------------------------------------------------------------ pcap
     def _read_pcap(self, chunks: _Chunks, magic: int):
