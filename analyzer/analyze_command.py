@@ -7,7 +7,6 @@ stderr, never a traceback).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -52,16 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _pairs(values: list[str], flag: str):
-    """'FILE=VALUE' arguments as (file, value) pairs."""
+def _pairs(values: list[str], flag: str) -> list[tuple[str, str]]:
+    """'FILE=VALUE' arguments as (file, value) pairs (the last '=' splits: file names may hold one)."""
+    pairs = []
     for item in values:
         name, sep, value = item.rpartition("=")
         if not sep or not name or not value:
             raise ValueError(f"{flag} {item!r}: expected FILE=VALUE")
-        try:
-            yield name, value
-        except GeneratorExit:
-            return
+        pairs.append((name, value))
+    return pairs
 
 
 def _default_out(capture: Path) -> Path:
@@ -83,7 +81,12 @@ def analyze_main(argv: list[str]) -> int:
         print(f"analyze: unknown format {bad[0]!r} (choose csv, parquet, zeek)", file=sys.stderr)
         return 2
     try:
-        clock_offsets = {k: float(v) for k, v in _pairs(args.clock_offset, "--clock-offset")}
+        clock_offsets = {}
+        for name, value in _pairs(args.clock_offset, "--clock-offset"):
+            try:
+                clock_offsets[name] = float(value)
+            except ValueError:
+                raise ValueError(f"--clock-offset {name}={value}: seconds must be a number") from None
         log_roles = dict(_pairs(args.log_role, "--log-role"))
     except ValueError as exc:
         print(f"analyze: {exc}", file=sys.stderr)
