@@ -247,14 +247,9 @@ def _align(opts: Options, logfiles: list, flows, events, phones, info):
     from analyzer.correlate.align import LOG_COLUMNS, align_logs
     if not logfiles:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in LOG_COLUMNS}), {}
-    overrides = {}
-    for key, value in opts.clock_offsets.items():
-        overrides[key] = value
-        overrides[Path(key).name] = value
-    logs, clocks = align_logs(logfiles, flows, events, phones, info.get("first_ts_ns"),
-                              info.get("last_ts_ns"), overrides)
-    # the lifecycle column travels with the aligned rows (same order as line numbers)
-    return logs, clocks
+    # align_logs matches each override to its log by name or path
+    return align_logs(logfiles, flows, events, phones, info.get("first_ts_ns"),
+                      info.get("last_ts_ns"), opts.clock_offsets)
 
 
 def _phone_zone(clocks: dict):

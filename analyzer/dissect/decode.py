@@ -286,17 +286,15 @@ def _ip_header(buf, p, end, ver):
         remaining = plen
         frag = FRAG_NONE
         for _ in range(16):
-            if nh == IP6_HOPOPTS or nh == IP6_ROUTING or nh == IP6_DSTOPTS or nh == IP6_MOBILITY:
+            if (nh == IP6_HOPOPTS or nh == IP6_ROUTING or nh == IP6_DSTOPTS
+                    or nh == IP6_MOBILITY or nh == IP6_AH):
                 if q + 2 > end:
                     return DECODE_TRUNCATED, s_hi, s_lo, d_hi, d_lo, nh, q, 0, frag
-                hl = (np.int64(buf[q + 1]) + 1) * 8
-                nh = buf[q]
-                q += hl
-                remaining -= hl
-            elif nh == IP6_AH:
-                if q + 2 > end:
-                    return DECODE_TRUNCATED, s_hi, s_lo, d_hi, d_lo, nh, q, 0, frag
-                hl = (np.int64(buf[q + 1]) + 2) * 4
+                # AH counts its length in 4-byte units less 2; the others in 8-byte units less 1
+                if nh == IP6_AH:
+                    hl = (np.int64(buf[q + 1]) + 2) * 4
+                else:
+                    hl = (np.int64(buf[q + 1]) + 1) * 8
                 nh = buf[q]
                 q += hl
                 remaining -= hl

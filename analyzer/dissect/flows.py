@@ -176,7 +176,7 @@ def _seq_delta(a, b):
 
 
 @njit(cache=True)
-def _new_flow(FL, EP, KEY, HIST, C, free, s, proto, ipver, shi, slo, sp, dhi, dlo, dp, flip,
+def _new_flow(FL, EP, KEY, HIST, C, s, proto, ipver, shi, slo, sp, dhi, dlo, dp, flip,
               ts, frame):
     FL[s, :] = 0
     EP[s, :, :] = 0
@@ -481,7 +481,7 @@ def process_batch(start, n, frame, ts_ns, status, fragment, proto, ipver, src_hi
                             flip = True
             elif pr == 17:
                 flip = likely[1, sp] and not likely[1, dp]
-            _new_flow(FL, EP, KEY, HIST, C, free, s, pr, np.int64(ipver[i]), shi, slo, sp,
+            _new_flow(FL, EP, KEY, HIST, C, s, pr, np.int64(ipver[i]), shi, slo, sp,
                       dhi, dlo, dp, flip, ts, fr)
             index[pos] = s
         side = 0 if (KEY[s, 0] == shi and KEY[s, 1] == slo and FL[s, APORT] == sp) else 1

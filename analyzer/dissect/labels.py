@@ -274,7 +274,6 @@ def flows_frame(cols: dict[str, np.ndarray], names: Interner) -> pd.DataFrame:
         "teardown_ts_ns": cols["teardown_ts_ns"],
         "syn_count": cols["syn_count"],
         "icmp_sender": pd.Categorical.from_codes(cols["icmp_sender"], categories=addr),
-        "first_syn_ts_ns": cols["first_ts_ns"],
     })
     return df
 
@@ -312,7 +311,8 @@ def events_frame(ev: dict[str, np.ndarray], flows: pd.DataFrame, names: Interner
     del code_key
     inverse, packed_uniq = pd.factorize(packed)
     del packed
-    span = ((un["teardown_ts_ns"] - un["first_syn_ts_ns"]) / 1e9).to_numpy()
+    # an unanswered flow's first packet is its first SYN or datagram
+    span = ((un["teardown_ts_ns"] - un["first_ts_ns"]) / 1e9).to_numpy()
     syns = un["syn_count"].to_numpy()
     dgrams = un["packets_i2r"].to_numpy()
     texts = []

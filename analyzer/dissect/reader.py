@@ -54,7 +54,6 @@ class CaptureInfo:
     malformed: int = 0
     not_ip: int = 0
     non_packet: int = 0              # pcapng custom blocks kept as frames
-    bytes_read: int = 0
     damaged: bool = False            # reading stopped before the end of the file
     first_ts_ns: int | None = None
     last_ts_ns: int | None = None
@@ -172,7 +171,8 @@ class _MappedChunks(_Chunks):
         return True
 
 
-def _tsres_text(mode: int, factor: int, raw: int) -> str:
+def _tsres_text(raw: int) -> str:
+    """if_tsresol as text: '1e-6' (decimal) or '2^-8' (binary, high bit set)."""
     if raw & 0x80:
         return f"2^-{raw & 0x7F}"
     return f"1e-{raw}"
@@ -465,7 +465,7 @@ class CaptureReader:
         self._note_linktype(linktype)
         chunks.consume(blen)
         return {"linktype": linktype, "snaplen": snaplen, "mode": mode, "factor": factor,
-                "tsoff_ns": tsoff * 1_000_000_000, "tsres_text": _tsres_text(mode, factor, tsres)}
+                "tsoff_ns": tsoff * 1_000_000_000, "tsres_text": _tsres_text(tsres)}
 
     def _skip_block(self, chunks: _Chunks, big: bool, btype: int, blen: int, frame: int) -> bool:
         if blen < 12 or blen % 4:

@@ -151,16 +151,6 @@ def _parquet_writer(path: Path, schema: pa.Schema):
     return pq.ParquetWriter(str(path), schema)
 
 
-def write_csv(table: pa.Table, path: Path) -> None:
-    options = pacsv.WriteOptions(include_header=True, quoting_style="needed")
-    pacsv.write_csv(table, str(path), write_options=options)
-
-
-def write_parquet(table: pa.Table, path: Path) -> None:
-    import pyarrow.parquet as pq
-    pq.write_table(table, str(path))
-
-
 def write_summary(summary: dict, path: Path) -> None:
     path.write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
 
