@@ -17,3 +17,20 @@ def text(column: pd.Series) -> pd.Series:
         values = np.where(codes >= 0, values, "")
         return pd.Series(values, index=column.index, dtype=object)
     return column.astype(str)
+
+
+def labels(column: pd.Series) -> pd.Series:
+    """A text column to compare against (==, !=, isin). Categoricals stay categorical, so a
+    comparison tests small codes instead of a million strings; anything else is text()."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column
+    return text(column)
+
+
+def lowered(column: pd.Series) -> pd.Series:
+    """labels(), lower-cased. A categorical is lowered through its categories (once each)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        low = pd.Index([str(c).lower() for c in column.cat.categories])
+        if low.is_unique:
+            return column.cat.rename_categories(low)
+    return text(column).str.lower()

@@ -12,7 +12,7 @@ from typing import Callable
 
 import pandas as pd
 
-from analyzer import schema
+from analyzer import memory, schema
 from analyzer.dissect import labels, phones as phone_rules
 from analyzer.dissect.flows import FlowTable
 from analyzer.exceptions import AnalyzerError
@@ -160,7 +160,9 @@ def run(opts: Options, progress: Callable[[int, int], None] | None = None,
     `stage(text)` names each later step, for a status line."""
     started = time.perf_counter()
     stage = stage or (lambda text: None)
+    memory.tune()
     flows, events, info, flag_counts, peak = read_flows(opts, progress)
+    memory.release()
     # every warning names what it is about: the capture, or a log file
     warnings = [f"{opts.capture.name}: {w}" for w in info.get("warnings", [])]
     stage("reading logs")
@@ -198,6 +200,7 @@ def run(opts: Options, progress: Callable[[int, int], None] | None = None,
         for name, build, frame in builders:
             tables.write_table(frame, build, digits, opts.out / f"{name}.{fmt}", fmt)
             written.append(f"{name}.{fmt}")
+    memory.release()
 
     stage("finding background periods and judging the session")
     from analyzer.correlate import lifecycle, signatures

@@ -19,7 +19,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from analyzer.frames import text
+from analyzer.frames import labels, lowered, text
 
 # Labels (analyzer/logs/lifecycle.py vocabulary) that take the app out of the foreground, and
 # the ones that bring it back. Screen labels only cover the screen; app labels cover both.
@@ -160,9 +160,9 @@ def frame_evidence(frame: int, flow_id: int, kind: str, sender: str, ts_ns: int)
 def _phone_teardown_table(flows: pd.DataFrame) -> pd.DataFrame:
     if flows is None or len(flows) == 0:
         return flows.iloc[0:0] if flows is not None else pd.DataFrame()
-    mask = (text(flows["teardown"]).isin(_PHONE_TEARDOWNS)
-            & (text(flows["teardown_by"]) == "phone")
-            & (text(flows["proto"]).str.lower() == "tcp"))
+    mask = (labels(flows["teardown"]).isin(_PHONE_TEARDOWNS)
+            & (labels(flows["teardown_by"]) == "phone")
+            & (lowered(flows["proto"]) == "tcp"))
     return flows.loc[mask].sort_values("teardown_ts_ns", kind="stable")
 
 
@@ -180,9 +180,9 @@ def _phone_teardowns_between(flows, start_ns: int, end_ns: int | None) -> list[d
 
 def _listener_failures(flows: pd.DataFrame) -> pd.DataFrame:
     """SYNs to the phone's listener that were refused or went unanswered."""
-    mask = ((text(flows["phone_role"]) == "responder")
-            & (text(flows["proto"]).str.lower() == "tcp")
-            & text(flows["teardown"]).isin(_LISTENER_FAILURES))
+    mask = ((labels(flows["phone_role"]) == "responder")
+            & (lowered(flows["proto"]) == "tcp")
+            & labels(flows["teardown"]).isin(_LISTENER_FAILURES))
     return flows.loc[mask].sort_values("first_ts_ns", kind="stable")
 
 
@@ -191,13 +191,13 @@ def _signs_of_life(flows: pd.DataFrame, events: pd.DataFrame) -> np.ndarray:
     (SYN-ACK) or started a new UDP conversation."""
     times = []
     if events is not None and len(events):
-        kind = text(events["kind"])
-        sender = text(events["sender"])
+        kind = labels(events["kind"])
+        sender = labels(events["sender"])
         mask = kind.isin(("syn", "synack")) & (sender == "phone")
         times.append(events.loc[mask, "ts_ns"].to_numpy(np.int64))
     if len(flows):
-        mask = ((text(flows["proto"]).str.lower() == "udp")
-                & (text(flows["phone_role"]) == "initiator"))
+        mask = ((lowered(flows["proto"]) == "udp")
+                & (labels(flows["phone_role"]) == "initiator"))
         times.append(flows.loc[mask, "first_ts_ns"].to_numpy(np.int64))
     return np.sort(np.concatenate(times)) if times else np.empty(0, np.int64)
 

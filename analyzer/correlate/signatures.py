@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analyzer.frames import text
+from analyzer.frames import labels, lowered, text
 from analyzer.correlate import lifecycle as lifecycle_mod
 
 KINDS = ("udp", "tcp_client", "tcp_server")
@@ -106,16 +106,21 @@ def _validate(sig: dict, origin) -> None:
 
 
 def socket_kinds(flows: pd.DataFrame) -> pd.Series:
-    """udp | tcp_client (the phone dialled) | tcp_server (dialled to the phone) | other."""
+    """udp | tcp_client (the phone dialled) | tcp_server (dialled to the phone) | other,
+    as a categorical (four codes, whatever the number of flows)."""
     if flows is None or len(flows) == 0:
         return pd.Series([], dtype=object)
-    proto = text(flows["proto"]).str.lower().to_numpy()
-    role = text(flows["phone_role"]).to_numpy()
-    out = np.full(len(flows), "other", dtype=object)
-    out[proto == "udp"] = "udp"
-    out[(proto == "tcp") & (role == "initiator")] = "tcp_client"
-    out[(proto == "tcp") & (role == "responder")] = "tcp_server"
-    return pd.Series(out, index=flows.index)
+    proto = lowered(flows["proto"])
+    role = labels(flows["phone_role"])
+    tcp = (proto == "tcp").to_numpy()
+    codes = np.zeros(len(flows), dtype=np.int8)
+    codes[(proto == "udp").to_numpy()] = 1
+    codes[tcp & (role == "initiator").to_numpy()] = 2
+    codes[tcp & (role == "responder").to_numpy()] = 3
+    return pd.Series(pd.Categorical.from_codes(codes, categories=_KIND_LABELS), index=flows.index)
+
+
+_KIND_LABELS = ["other", "udp", "tcp_client", "tcp_server"]
 
 
 def _norm_logs(logs: pd.DataFrame | None) -> pd.DataFrame:
@@ -137,7 +142,7 @@ def log_kinds(logs: pd.DataFrame, flows: pd.DataFrame) -> pd.Series:
         return pd.Series([], dtype=object)
     kinds = socket_kinds(flows)
     by_flow = dict(zip(flows["flow_id"].astype("int64"), kinds)) if len(flows) else {}
-    is_tcp = text(flows["proto"]).str.lower() == "tcp" if len(flows) else pd.Series([], dtype=bool)
+    is_tcp = lowered(flows["proto"]) == "tcp" if len(flows) else pd.Series([], dtype=bool)
     server_ports = set(flows.loc[is_tcp & (kinds == "tcp_client"), "responder_port"].astype(int)) if len(flows) else set()
     phone_ports = set(flows.loc[is_tcp & (kinds == "tcp_server"), "responder_port"].astype(int)) if len(flows) else set()
 
@@ -189,9 +194,9 @@ def features(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | Non
     f: dict = {}
     n = len(flows) if flows is not None else 0
     if n:
-        proto = text(flows["proto"]).str.lower()
-        teardown = text(flows["teardown"])
-        by = text(flows["teardown_by"])
+        proto = lowered(flows["proto"])
+        teardown = labels(flows["teardown"])
+        by = labels(flows["teardown_by"])
         kinds = socket_kinds(flows)
         tcp = proto == "tcp"
     else:
@@ -217,7 +222,7 @@ def features(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | Non
     f["rst_flows"] = count(teardown == "rst")
     f["teardown_flows"] = count(teardown != "open")
     fin_closed = tcp & (teardown == "fin")
-    f["clean_close_share"] = (float((text(flows.loc[fin_closed, "conn_state"]) == "SF").mean())
+    f["clean_close_share"] = (float((labels(flows.loc[fin_closed, "conn_state"]) == "SF").mean())
                               if count(fin_closed) else 0.0)
     if n:
         packets = (flows["packets_i2r"] + flows["packets_r2i"]).to_numpy(np.int64)
@@ -226,8 +231,8 @@ def features(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | Non
         f["server_rst_after_idle"] = count(tcp & (teardown == "rst") & (by == "server") & (gap >= IDLE_S))
     else:
         f["server_rst_after_idle"] = 0
-    ev_kind = text(events["kind"]) if events is not None and len(events) else pd.Series([], dtype=object)
-    ev_sender = text(events["sender"]) if events is not None and len(events) else pd.Series([], dtype=object)
+    ev_kind = labels(events["kind"]) if events is not None and len(events) else pd.Series([], dtype=object)
+    ev_sender = labels(events["sender"]) if events is not None and len(events) else pd.Series([], dtype=object)
     f["server_wrote_after_fin"] = count((ev_kind == "data_after_fin") & (ev_sender == "server"))
 
     f["phone_teardown_burst"] = bool(lifecycle_mod.bursts(flows, events)) if n else False
@@ -349,12 +354,12 @@ def judge(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | None,
 
 def _flow_attrs(flows: pd.DataFrame, periods: list[dict]) -> pd.DataFrame:
     kinds = socket_kinds(flows)
-    end = np.where(text(flows["teardown"]) != "open", flows["teardown_ts_ns"], flows["last_ts_ns"])
+    end = np.where(labels(flows["teardown"]) != "open", flows["teardown_ts_ns"], flows["last_ts_ns"])
     in_bg = lifecycle_mod.in_periods(end, periods, 0.0)
     # A flow that simply went quiet just before the app left (UDP has no close) counts too.
     quiet_before = lifecycle_mod.in_periods(end + int(BACKGROUND_SLACK_S * 1e9), periods, 0.0)
-    return pd.DataFrame({"kind": kinds.to_numpy(), "teardown": text(flows["teardown"]).to_numpy(),
-                         "by": text(flows["teardown_by"]).to_numpy(),
+    return pd.DataFrame({"kind": kinds.array, "teardown": labels(flows["teardown"]).array,
+                         "by": labels(flows["teardown_by"]).array,
                          "in_background": in_bg | quiet_before}, index=flows.index)
 
 
@@ -413,7 +418,7 @@ def _session_evidence(sig: dict, flows, logs: pd.DataFrame, periods: list[dict])
         mask = np.zeros(len(flows), dtype=bool)
         for pattern in sig.get("flow", []):
             mask |= _pattern_mask(pattern, attrs)
-        mask &= (text(flows["teardown"]) != "open").to_numpy()
+        mask &= (labels(flows["teardown"]) != "open").to_numpy()
         for row in flows.loc[mask].sort_values("teardown_ts_ns").head(MAX_SESSION_EVIDENCE // 2).itertuples(index=False):
             evidence.append(lifecycle_mod.frame_evidence(row.teardown_frame, row.flow_id, row.teardown,
                                                          row.teardown_by, row.teardown_ts_ns))
@@ -431,7 +436,7 @@ def _session_evidence(sig: dict, flows, logs: pd.DataFrame, periods: list[dict])
 def _generic_evidence(flows) -> list[dict]:
     if flows is None or len(flows) == 0:
         return []
-    closed = flows[text(flows["teardown"]) != "open"].sort_values("teardown_ts_ns").head(10)
+    closed = flows[labels(flows["teardown"]) != "open"].sort_values("teardown_ts_ns").head(10)
     return [lifecycle_mod.frame_evidence(r.teardown_frame, r.flow_id, r.teardown, r.teardown_by,
                                          r.teardown_ts_ns) for r in closed.itertuples(index=False)]
 
@@ -482,10 +487,10 @@ def seed_table(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | N
 
 
 def _first_teardown(kflows: pd.DataFrame) -> int | None:
-    closing = kflows[text(kflows["teardown"]).isin(("rst", "fin"))]
+    closing = kflows[labels(kflows["teardown"]).isin(("rst", "fin"))]
     if len(closing) == 0:
         return None
-    by_phone = closing[text(closing["teardown_by"]) == "phone"]
+    by_phone = closing[labels(closing["teardown_by"]) == "phone"]
     pick = by_phone if len(by_phone) else closing
     return int(pick["teardown_ts_ns"].min())
 
@@ -507,8 +512,8 @@ def _first_error(rows: pd.DataFrame, after_ns: int | None) -> str | None:
 
 
 def _server_error_from_capture(kflows: pd.DataFrame) -> str | None:
-    closing = kflows[text(kflows["teardown"]).isin(("rst", "fin"))
-                     & (text(kflows["teardown_by"]) == "phone")]
+    closing = kflows[labels(kflows["teardown"]).isin(("rst", "fin"))
+                     & (labels(kflows["teardown_by"]) == "phone")]
     if len(closing) == 0:
         return None
     first = closing.sort_values("teardown_ts_ns").iloc[0]

@@ -648,13 +648,9 @@ class FlowTable:
         """All finished flows so far as compact columns, sorted by flow id."""
         empty = self.names.summarise(self.KEY[:0], self.FL[:0], self.EP[:0], self.HIST[:0])
         from analyzer.dissect.labels import concat
-        out = concat(self.finished, empty, ("flow_id",))
-        self.finished = []
-        return out
+        return concat(self.finished, empty, ("flow_id",))
 
     def drain_events(self) -> dict[str, np.ndarray]:
         empty = self.names.compact_events(np.zeros((0, 8), np.int64))
         from analyzer.dissect.labels import concat
-        out = concat(self.events, empty, ())      # emitted in frame order already
-        self.events = []
-        return out
+        return concat(self.events, empty, ())      # emitted in frame order already

@@ -140,14 +140,19 @@ class Interner:
 
 def concat(blocks: list[dict[str, np.ndarray]], empty: dict[str, np.ndarray],
            order_by: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Blocks of compact columns as one, sorted by the given columns (last one first)."""
+    """Blocks of compact columns as one, sorted by the given columns (last one first).
+    The blocks are emptied column by column, so at most one column is held twice."""
     if not blocks:
         return empty
-    out = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
-    if not order_by:
-        return out
-    order = np.lexsort(tuple(out[c] for c in reversed(order_by)))
-    return {k: v[order] for k, v in out.items()}
+    order = None
+    if order_by:
+        order = np.lexsort(tuple(np.concatenate([b[c] for b in blocks]) for c in reversed(order_by)))
+    out = {}
+    for key in list(blocks[0]):
+        column = np.concatenate([b.pop(key) for b in blocks])
+        out[key] = column if order is None else column[order]
+    blocks.clear()
+    return out
 
 
 def conn_states(FL: np.ndarray, EP: np.ndarray, rstos0: np.ndarray) -> np.ndarray:
@@ -274,7 +279,7 @@ def flows_frame(cols: dict[str, np.ndarray], names: Interner) -> pd.DataFrame:
         "teardown_ts_ns": cols["teardown_ts_ns"],
         "syn_count": cols["syn_count"],
         "icmp_sender": pd.Categorical.from_codes(cols["icmp_sender"], categories=addr),
-    })
+    }, copy=False)   # the columns are ours: no consolidated copy
     return df
 
 
