@@ -46,10 +46,15 @@ class Result:
     written: list[str] = field(default_factory=list)
 
 
+PREFETCH = 2    # batches the reader may run ahead of the flow table
+
+
 def _open_engine(opts: Options):
     if opts.engine == "native":
         from analyzer.dissect.reader import CaptureReader
-        return CaptureReader(opts.capture)
+        # a batch is done with once the flow table has fed it: the one being filled, those
+        # queued and the one being fed are the only ones alive
+        return CaptureReader(opts.capture, recycle=PREFETCH + 2)
     if opts.engine == "tshark":
         from analyzer.dissect.tshark_engine import TsharkCapture
         return TsharkCapture(opts.capture)
@@ -62,7 +67,7 @@ def read_flows(opts: Options, progress: Callable[[int, int], None] | None = None
     engine = _open_engine(opts)
     table = FlowTable(tcp_idle_timeout=opts.tcp_idle_timeout)
     # the reader runs one batch ahead on the other core (its kernels release the GIL)
-    for batch in prefetch(engine.batches()):
+    for batch in prefetch(engine.batches(), PREFETCH):
         table.feed(batch)
         if progress is not None:
             position = engine.position() if hasattr(engine, "position") else 0

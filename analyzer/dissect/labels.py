@@ -115,10 +115,9 @@ class Interner:
             "packets_r2i": EP[:, 1, F.PKTS].astype(np.int32),
             "bytes_i2r": EP[:, 0, F.BYTES].copy(),
             "bytes_r2i": EP[:, 1, F.BYTES].copy(),
-            "conn_state": np.array([CONN_STATES.index(x) for x in CONN_STATES], np.int8)[
-                pd.Categorical(state, categories=CONN_STATES).codes] if len(state) else np.zeros(0, np.int8),
+            "conn_state": state,
             "history": hist,
-            "teardown": pd.Categorical(kind, categories=TEARDOWNS).codes.astype(np.int8),
+            "teardown": kind,
             "teardown_side": side.astype(np.int8),
             "teardown_frame": tframe,
             "teardown_ts_ns": tts,
@@ -156,10 +155,11 @@ def concat(blocks: list[dict[str, np.ndarray]], empty: dict[str, np.ndarray],
 
 
 def conn_states(FL: np.ndarray, EP: np.ndarray, rstos0: np.ndarray) -> np.ndarray:
-    """Zeek's conn_state for each flow (TCP and UDP; other protocols OTH). `rstos0` says
-    where the history matches Zeek's RSTOS0 pattern."""
+    """Zeek's conn_state for each flow (TCP and UDP; other protocols OTH), as int8 codes
+    into CONN_STATES. `rstos0` says where the history matches Zeek's RSTOS0 pattern."""
     n = len(FL)
-    out = np.full(n, "OTH", dtype=object)
+    code = {name: np.int8(i) for i, name in enumerate(CONN_STATES)}
+    out = np.full(n, code["OTH"], dtype=np.int8)
     os_, rs = EP[:, 0, F.ST], EP[:, 1, F.ST]
     o_inactive = (os_ == F.INACTIVE) | (os_ == F.PARTIAL)
     r_inactive = (rs == F.INACTIVE) | (rs == F.PARTIAL)
@@ -183,17 +183,19 @@ def conn_states(FL: np.ndarray, EP: np.ndarray, rstos0: np.ndarray) -> np.ndarra
         (os_ == F.ESTABLISHED) & (rs == F.ESTABLISHED),
     ]
     names = ["REJ", "RSTRH", "RSTR", "RSTOS0", "OTH", "RSTO", "SF", "SH", "S2", "SHR", "S3", "S0", "S1"]
-    out[tcp] = np.select(conds, names, default="OTH")[tcp]
+    out[tcp] = np.select(conds, [code[x] for x in names], default=code["OTH"])[tcp]
     oa, ra = os_ == F.UDP_ACTIVE, rs == F.UDP_ACTIVE
-    udp_state = np.where(oa, np.where(ra, "SF", "S0"), np.where(ra, "SHR", "OTH"))
+    udp_state = np.where(oa, np.where(ra, code["SF"], code["S0"]), np.where(ra, code["SHR"], code["OTH"]))
     out[udp] = udp_state[udp]
     return out
 
 
 def teardowns(FL: np.ndarray, EP: np.ndarray):
-    """Our teardown label per flow: (kind, side (0/1, -1 unknown), frame, ts_ns)."""
+    """Our teardown label per flow: (kind as int8 codes into TEARDOWNS, side (0/1, -1
+    unknown), frame, ts_ns)."""
     n = len(FL)
-    kind = np.full(n, "open", dtype=object)
+    code = {name: np.int8(i) for i, name in enumerate(TEARDOWNS)}
+    kind = np.full(n, code["open"], dtype=np.int8)
     side = np.full(n, -1, np.int64)
     frame = np.zeros(n, np.int64)
     ts = np.zeros(n, np.int64)
@@ -219,29 +221,29 @@ def teardowns(FL: np.ndarray, EP: np.ndarray):
     udp_icmp = udp & icmp
     udp_un = udp & ~icmp & (EP[:, 1, F.PKTS] == 0)
 
-    kind[refused] = "refused"
+    kind[refused] = code["refused"]
     side[refused] = 1
     frame[refused] = FL[refused, F.REFUSED_FRAME]
     ts[refused] = FL[refused, F.REFUSED_TS]
-    kind[rst] = "rst"
+    kind[rst] = code["rst"]
     side[rst] = rst_side[rst]
     frame[rst] = rst_fr[rst]
     ts[rst] = EP[rows, rst_side, F.RST_TS][rst]
-    kind[fin] = "fin"
+    kind[fin] = code["fin"]
     side[fin] = fin_side[fin]
     frame[fin] = fin_fr[fin]
     ts[fin] = EP[rows, fin_side, F.FIN_TS][fin]
     for mask in (tcp_icmp, udp_icmp):
-        kind[mask] = "icmp_unreachable"
+        kind[mask] = code["icmp_unreachable"]
         side[mask] = -2            # resolved by address: whoever sent the ICMP
         frame[mask] = FL[mask, F.ICMP_FRAME]
         ts[mask] = FL[mask, F.ICMP_TS]
     # an unanswered attempt is the silent end's doing: it never replied
-    kind[syn_un] = "syn_unanswered"
+    kind[syn_un] = code["syn_unanswered"]
     side[syn_un] = 1
     frame[syn_un] = EP[syn_un, 0, F.SYN_FRAME]
     ts[syn_un] = EP[syn_un, 0, F.SYN_TS]
-    kind[udp_un] = "udp_unanswered"
+    kind[udp_un] = code["udp_unanswered"]
     side[udp_un] = 1
     frame[udp_un] = EP[udp_un, 0, F.LAST_EP_FRAME]
     ts[udp_un] = EP[udp_un, 0, F.LAST_EP_TS]
@@ -302,12 +304,14 @@ def events_frame(ev: dict[str, np.ndarray], flows: pd.DataFrame, names: Interner
         return out if order is None else out[order]
 
     frame = frame if order is None else frame[order]
-    ts = merged(ev["ts_ns"], un["teardown_ts_ns"].to_numpy(np.int64), np.int64)
-    flow_id = merged(ev["flow_id"], un["flow_id"].to_numpy(np.int64), np.int64)
-    kind = merged(ev["kind"], un_kind, np.int8)
-    side = merged(ev["side"], np.zeros(n_t, np.int8), np.int8)
-    code = merged(ev["code"], np.zeros(n_t, np.int32), np.int32)
-    icmp_src = merged(ev["icmp_src"], np.zeros(n_t, np.int32), np.int32)
+    # the kernel's columns are let go of as they are merged (pop), to keep the peak low
+    ts = merged(ev.pop("ts_ns"), un["teardown_ts_ns"].to_numpy(np.int64), np.int64)
+    flow_id = merged(ev.pop("flow_id"), un["flow_id"].to_numpy(np.int64), np.int64)
+    kind = merged(ev.pop("kind"), un_kind, np.int8)
+    side = merged(ev.pop("side"), np.zeros(n_t, np.int8), np.int8)
+    code = merged(ev.pop("code"), np.zeros(n_t, np.int32), np.int32)
+    icmp_src = merged(ev.pop("icmp_src"), np.zeros(n_t, np.int32), np.int32)
+    ev.pop("frame")
     tail_no = merged(np.full(n_k, -1, np.int32), np.arange(n_t, dtype=np.int32), np.int32)
 
     # details: one text per distinct (kind, code, ICMP sender); unanswered ones per flow
@@ -366,11 +370,9 @@ def events_frame(ev: dict[str, np.ndarray], flows: pd.DataFrame, names: Interner
         "kind": pd.Categorical.from_codes(kind, categories=KIND_NAMES),
         "side": side,
         "src_ip": pd.Categorical.from_codes(src_codes, categories=categories),
-        "src_port": pd.array(src_port, dtype="Int32"),
+        "src_port": pd.arrays.IntegerArray(src_port.astype(np.int32, copy=False), icmp_o.copy()),
         "dst_ip": pd.Categorical.from_codes(dst_codes, categories=categories),
         "dst_port": dst_port,
         "detail": detail,
-    })
-    if icmp_o.any():
-        events.loc[icmp_o, "src_port"] = pd.NA
+    }, copy=False)    # an ICMP sender has no port: src_port is masked there
     return events
