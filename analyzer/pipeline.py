@@ -73,11 +73,17 @@ def read_flows(opts: Options, progress: Callable[[int, int], None] | None = None
             position = engine.position() if hasattr(engine, "position") else 0
             progress(int(batch["frame"][-1]) if len(batch["frame"]) else 0, position)
     table.finish()
-    flows = labels.flows_frame(table.drain(), table.names)
-    events = labels.events_frame(table.drain_events(), flows, table.names)
     info = engine.info if isinstance(engine.info, dict) else engine.info.__dict__
     flag_counts = dict(zip(("syn", "synack", "fin", "rst"), (int(x) for x in table.tcp_flag_counts)))
-    return flows, events, dict(info), flag_counts, table.peak_live
+    peak, names = table.peak_live, table.names
+    flow_cols, event_cols = table.drain(), table.drain_events()
+    # the live-flow table and the reader's batch arrays go before the frames are built
+    del table, engine
+    memory.release()
+    flows = labels.flows_frame(flow_cols, names)
+    del flow_cols
+    events = labels.events_frame(event_cols, flows, names)
+    return flows, events, dict(info), flag_counts, peak
 
 
 def prefetch(batches, depth: int = 2):
