@@ -4,7 +4,8 @@ glibc raises its mmap threshold each time a large block is freed, so after the f
 batches every array lands on the heap, and a heap hands little back: a 10M-packet run kept
 ~120 MB it no longer used. A fixed threshold keeps large arrays in their own mappings,
 which are returned whole when freed; `release()` trims what the heap still holds after a
-big stage.
+big stage. 4 MB: lower thresholds cost more in page faults than they save (10M packets:
+128 KB gave 2.8 s of system time, 4 MB 1.4 s, for the same peak).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import ctypes.util
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD = 256 * 1024
+MMAP_THRESHOLD = 4 * 1024 * 1024
 
 _libc = None
 

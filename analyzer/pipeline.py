@@ -198,29 +198,20 @@ def run(opts: Options, progress: Callable[[int, int], None] | None = None,
 
     digits = tables.ts_digits(info.get("ts_resolution", "") or "")
     opts.out.mkdir(parents=True, exist_ok=True)
-    written = []
-    stage("writing tables")
-    if "zeek" in opts.formats:
-        from analyzer.report.zeek import write_conn_log
-        write_conn_log(flows, opts.out / "conn.log")
-        written.append("conn.log")
-    builders = [("flows", tables.flows_table, flows), ("events", tables.events_table, events)]
-    if logfiles:
-        builders.append(("logs", tables.logs_table, logs))
-    for fmt in (f for f in opts.formats if f in ("csv", "parquet")):
-        for name, build, frame in builders:
-            tables.write_table(frame, build, digits, opts.out / f"{name}.{fmt}", fmt)
-            written.append(f"{name}.{fmt}")
-    memory.release()
-
-    stage("finding background periods and judging the session")
+    stage("writing tables, finding background periods and judging the session")
+    # The tables are written on the other core while the session is judged: the writers
+    # spend their time in Arrow's C++ code, without the GIL. Nothing below changes the frames.
+    writing = _in_thread(_write_tables, opts, flows, events, logs if logfiles else None, digits)
     from analyzer.correlate import lifecycle, signatures
     try:
         sigs = signatures.load_signatures(opts.signatures)
         periods = lifecycle.periods(flows, events, logs, phones, patterns=opts.lifecycle_patterns or None)
+        verdicts = signatures.judge(flows, events, logs, periods, phones, sigs)
     except ValueError as exc:
+        writing.result()      # the tables are finished (or their error raised) first
         raise AnalyzerError(str(exc)) from None
-    verdicts = signatures.judge(flows, events, logs, periods, phones, sigs)
+    written = writing.result()
+    memory.release()
     if len(periods) > MANY_PERIODS:
         # keep every period, but only the first few pieces of evidence each
         for period in periods:
@@ -254,6 +245,32 @@ def run(opts: Options, progress: Callable[[int, int], None] | None = None,
         html.render(opts.out, summary, flows, events, logs)
         written += ["timeline.png", "timeline.svg", "report.html"]
     return Result(flows, events, summary, opts.out, time.perf_counter() - started, logs, written)
+
+
+def _write_tables(opts: Options, flows, events, logs, digits: int) -> list[str]:
+    """flows/events (and logs, when there are log files) in each asked-for format."""
+    written = []
+    if "zeek" in opts.formats:
+        from analyzer.report.zeek import write_conn_log
+        write_conn_log(flows, opts.out / "conn.log")
+        written.append("conn.log")
+    builders = [("flows", tables.flows_table, flows), ("events", tables.events_table, events)]
+    if logs is not None:
+        builders.append(("logs", tables.logs_table, logs))
+    for fmt in (f for f in opts.formats if f in ("csv", "parquet")):
+        for name, build, frame in builders:
+            tables.write_table(frame, build, digits, opts.out / f"{name}.{fmt}", fmt)
+            written.append(f"{name}.{fmt}")
+    return written
+
+
+def _in_thread(func, *args):
+    """Run func(*args) in a thread; .result() waits and returns its value or raises its error."""
+    from concurrent.futures import ThreadPoolExecutor
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="table-writer")
+    future = pool.submit(func, *args)
+    pool.shutdown(wait=False)
+    return future
 
 
 def _align(opts: Options, logfiles: list, flows, events, phones, info):

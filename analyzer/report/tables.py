@@ -151,8 +151,16 @@ def _parquet_writer(path: Path, schema: pa.Schema):
     return pq.ParquetWriter(str(path), schema)
 
 
+READABLE_SUMMARY_BYTES = 1 << 20
+
+
 def write_summary(summary: dict, path: Path) -> None:
-    path.write_text(json.dumps(summary, indent=2, default=_json_default) + "\n")
+    """Indented for reading when it is under 1 MB; a bigger one (a soak test's thousands of
+    periods) is written compact, as indenting needs Python's slow encoder (0.6 s per 4 MB)."""
+    text = json.dumps(summary, default=_json_default)
+    if len(text) < READABLE_SUMMARY_BYTES:
+        text = json.dumps(summary, indent=2, default=_json_default)
+    path.write_text(text + "\n")
 
 
 def _json_default(value):
