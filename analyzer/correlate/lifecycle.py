@@ -157,13 +157,18 @@ def frame_evidence(frame: int, flow_id: int, kind: str, sender: str, ts_ns: int)
             "sender": str(sender), "ts_ns": int(ts_ns), "filter": f"frame.number == {int(frame)}"}
 
 
+# what evidence and the period search read of a flow: subsets copy only these columns
+EVIDENCE_COLUMNS = ["flow_id", "first_ts_ns", "teardown", "teardown_by", "teardown_frame",
+                    "teardown_ts_ns"]
+
+
 def _phone_teardown_table(flows: pd.DataFrame) -> pd.DataFrame:
     if flows is None or len(flows) == 0:
         return flows.iloc[0:0] if flows is not None else pd.DataFrame()
     mask = (labels(flows["teardown"]).isin(_PHONE_TEARDOWNS)
             & (labels(flows["teardown_by"]) == "phone")
             & (lowered(flows["proto"]) == "tcp"))
-    return flows.loc[mask].sort_values("teardown_ts_ns", kind="stable")
+    return flows.loc[mask, EVIDENCE_COLUMNS].sort_values("teardown_ts_ns", kind="stable")
 
 
 def _phone_teardowns_between(flows, start_ns: int, end_ns: int | None) -> list[dict]:
@@ -183,7 +188,7 @@ def _listener_failures(flows: pd.DataFrame) -> pd.DataFrame:
     mask = ((labels(flows["phone_role"]) == "responder")
             & (lowered(flows["proto"]) == "tcp")
             & labels(flows["teardown"]).isin(_LISTENER_FAILURES))
-    return flows.loc[mask].sort_values("first_ts_ns", kind="stable")
+    return flows.loc[mask, EVIDENCE_COLUMNS].sort_values("first_ts_ns", kind="stable")
 
 
 def _signs_of_life(flows: pd.DataFrame, events: pd.DataFrame) -> np.ndarray:

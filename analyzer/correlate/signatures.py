@@ -419,7 +419,8 @@ def _session_evidence(sig: dict, flows, logs: pd.DataFrame, periods: list[dict])
         for pattern in sig.get("flow", []):
             mask |= _pattern_mask(pattern, attrs)
         mask &= (labels(flows["teardown"]) != "open").to_numpy()
-        for row in flows.loc[mask].sort_values("teardown_ts_ns").head(MAX_SESSION_EVIDENCE // 2).itertuples(index=False):
+        closed = flows.loc[mask, lifecycle_mod.EVIDENCE_COLUMNS]
+        for row in closed.sort_values("teardown_ts_ns").head(MAX_SESSION_EVIDENCE // 2).itertuples(index=False):
             evidence.append(lifecycle_mod.frame_evidence(row.teardown_frame, row.flow_id, row.teardown,
                                                          row.teardown_by, row.teardown_ts_ns))
     wanted = set(sig.get("evidence_errnos", []))
@@ -436,7 +437,8 @@ def _session_evidence(sig: dict, flows, logs: pd.DataFrame, periods: list[dict])
 def _generic_evidence(flows) -> list[dict]:
     if flows is None or len(flows) == 0:
         return []
-    closed = flows[labels(flows["teardown"]) != "open"].sort_values("teardown_ts_ns").head(10)
+    closed = flows.loc[labels(flows["teardown"]) != "open", lifecycle_mod.EVIDENCE_COLUMNS]
+    closed = closed.sort_values("teardown_ts_ns").head(10)
     return [lifecycle_mod.frame_evidence(r.teardown_frame, r.flow_id, r.teardown, r.teardown_by,
                                          r.teardown_ts_ns) for r in closed.itertuples(index=False)]
 
@@ -467,7 +469,8 @@ def seed_table(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | N
     has_app_log = "app" in roles
     table = {}
     for kind in present:
-        kflows = flows[kinds == kind] if len(kinds) else flows
+        # only the columns the table reads: a kind can hold most of a million flows
+        kflows = flows.loc[(kinds == kind).to_numpy(), _SEED_COLUMNS] if len(kinds) else flows
         ref_ns = _first_teardown(kflows)
         if ref_ns is None:
             ref_ns = first_period
@@ -484,6 +487,9 @@ def seed_table(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | N
         table[kind] = {"app_error": app_error, "server_error": server_error,
                        "reconnect": reconnect, "basis": basis}
     return table
+
+
+_SEED_COLUMNS = ["first_ts_ns", "syn_count", "teardown", "teardown_by", "teardown_ts_ns"]
 
 
 def _first_teardown(kflows: pd.DataFrame) -> int | None:
