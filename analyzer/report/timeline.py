@@ -26,7 +26,7 @@ from matplotlib.collections import LineCollection  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from analyzer.frames import text
+from analyzer.frames import labels, text
 from analyzer.correlate.signatures import KINDS, log_kinds, socket_kinds  # noqa: E402
 
 MAX_LANES = 40
@@ -34,6 +34,7 @@ PIXEL_BINS = 1600          # thinning resolution along the time axis
 MAX_MARKERS = 12000        # all event markers together: keeps the SVG to a few MB
 MAX_LOG_LABELS = 40
 MAX_PERIODS = 200
+MAX_PERIOD_LABELS = 12
 GROUP_ORDER = KINDS + ("other",)
 GROUP_TITLE = {"udp": "UDP", "tcp_client": "TCP client (phone dialled)",
                "tcp_server": "TCP server (dialled to the phone)", "other": "other", "logs": "logs"}
@@ -141,15 +142,15 @@ def _lanes(flows: pd.DataFrame) -> tuple[list[dict], dict]:
     lane_of: dict = {}
     groups = [g for g in GROUP_ORDER if (kinds == g).any()]
     for group in groups:
-        sub = flows.loc[kinds == group]
+        sub = flows.loc[kinds == group, _LANE_COLUMNS]
         if total <= MAX_LANES:
             keep, rest = sub, sub.iloc[0:0]
         else:
             # One lane is kept for the aggregate; the telling flows (ended, by the phone) first.
             quota = max(1, int(MAX_LANES * len(sub) / total) - 1)
             rank = pd.DataFrame({
-                "closed": (text(sub["teardown"]) != "open").to_numpy(),
-                "phone": (text(sub["teardown_by"]) == "phone").to_numpy(),
+                "closed": (labels(sub["teardown"]) != "open").to_numpy(),
+                "phone": (labels(sub["teardown_by"]) == "phone").to_numpy(),
                 "ts": sub["first_ts_ns"].to_numpy()}, index=sub.index)
             order = rank.sort_values(["phone", "closed", "ts"], ascending=[False, False, True]).index
             keep = sub.loc[order[:quota]]
@@ -165,6 +166,11 @@ def _lanes(flows: pd.DataFrame) -> tuple[list[dict], dict]:
             lanes.append({"group": group, "label": f"{len(ids):,} more {group} flows (aggregated)",
                           "flow_ids": ids, "aggregate": True})
     return lanes, lane_of
+
+
+# what ranking and labelling a lane read: subsets copy only these columns
+_LANE_COLUMNS = ["flow_id", "first_ts_ns", "initiator_ip", "initiator_port", "responder_ip",
+                 "responder_port", "teardown", "teardown_by"]
 
 
 def _flow_label(row) -> str:
@@ -191,6 +197,8 @@ def _shade_periods(ax, lifecycle, t0, x_max) -> None:
         end = x_max if p["end_ns"] is None else (p["end_ns"] - t0) / 1e9
         color = "#9e9e9e" if p.get("basis") == "log" else "#c7b3e6"
         ax.axvspan(start, end, color=color, alpha=0.22, lw=0, zorder=0)
+        if len(periods) > MAX_PERIOD_LABELS:
+            continue    # labels that many would only overlap; the legend names the shading
         ax.text(start, 1.0, f" {p.get('state', 'background')} ({p.get('basis')})",
                 transform=ax.get_xaxis_transform(), fontsize=7, va="top", ha="left", color="#555555")
 
@@ -211,12 +219,11 @@ def _merge(intervals: np.ndarray, tol: float) -> np.ndarray:
 def _draw_spans(ax, flows, lanes, lane_of, t0, x_max) -> int:
     if not len(flows):
         return 0
-    fid = flows["flow_id"].astype("int64").to_numpy()
-    lane = np.array([lane_of[int(f)] for f in fid])
+    lane = _lane_index(lane_of, flows["flow_id"].astype("int64").to_numpy())
     start = (flows["first_ts_ns"].to_numpy(np.int64) - t0) / 1e9
     end = (flows["last_ts_ns"].to_numpy(np.int64) - t0) / 1e9
     end = np.maximum(end, start + x_max * 0.002)  # a one-packet flow still shows
-    initiator_is_phone = text(flows["phone_role"]).to_numpy() != "responder"
+    initiator_is_phone = (labels(flows["phone_role"]) != "responder").to_numpy()
     i2r = flows["packets_i2r"].to_numpy(np.int64)
     r2i = flows["packets_r2i"].to_numpy(np.int64)
     up = np.where(initiator_is_phone, i2r, r2i)      # phone -> server
@@ -244,6 +251,18 @@ def _draw_spans(ax, flows, lanes, lane_of, t0, x_max) -> int:
     return aggregated
 
 
+def _lane_index(lane_of: dict, fids: np.ndarray) -> np.ndarray:
+    """The lane of each flow id (-1 for none): one binary search per row, not a dict lookup."""
+    if not lane_of or len(fids) == 0:
+        return np.full(len(fids), -1, dtype=np.int64)
+    keys = np.fromiter(lane_of.keys(), dtype=np.int64, count=len(lane_of))
+    values = np.fromiter(lane_of.values(), dtype=np.int64, count=len(lane_of))
+    order = np.argsort(keys, kind="stable")
+    keys, values = keys[order], values[order]
+    pos = np.minimum(np.searchsorted(keys, fids), len(keys) - 1)
+    return np.where(keys[pos] == fids, values[pos], -1)
+
+
 def _thin(x: np.ndarray, keys: np.ndarray, x_max: float, budget: int | None = None) -> np.ndarray:
     """Indices of one point per (key, time column): never a million artists or points.
     Columns start at pixel width and widen until at most `budget` points remain."""
@@ -264,18 +283,20 @@ def _draw_events(ax, events, lane_of, t0, x_max) -> int:
         return 0
     fid = events["flow_id"]
     known = fid.notna().to_numpy()
-    ev = events.loc[known]
-    lane = np.array([lane_of.get(int(f), -1) for f in ev["flow_id"].astype("int64")], dtype=np.int64)
+    ev = events.loc[known, ["flow_id", "ts_ns", "sender", "kind"]]
+    lane = _lane_index(lane_of, ev["flow_id"].astype("int64").to_numpy())
     ok = lane >= 0
     ev, lane = ev.loc[ok], lane[ok]
     x = (ev["ts_ns"].to_numpy(np.int64) - t0) / 1e9
-    sender = text(ev["sender"]).to_numpy()
-    offset = np.where(sender == "phone", UP, np.where(sender == "server", DOWN, 0.0))
-    kind = text(ev["kind"]).to_numpy()
+    sender = labels(ev["sender"])
+    offset = np.where((sender == "phone").to_numpy(), UP,
+                      np.where((sender == "server").to_numpy(), DOWN, 0.0))
+    kind = labels(ev["kind"])
+    present = {k: np.flatnonzero((kind == k).to_numpy()) for k in EVENT_STYLE}
     drawn = 0
-    budget = MAX_MARKERS // max(1, len(set(kind) & set(EVENT_STYLE)))
+    budget = MAX_MARKERS // max(1, sum(1 for sel in present.values() if len(sel)))
     for k_index, (k, (marker, color, size, _)) in enumerate(EVENT_STYLE.items()):
-        sel = np.flatnonzero(kind == k)
+        sel = present[k]
         if not len(sel):
             continue
         keys = lane[sel] * 3 + (offset[sel] > 0) + 2 * (offset[sel] < 0)
@@ -421,7 +442,7 @@ def _default_title(flows, events, stats) -> str:
 def _legend(ax, events, err_logs, lifecycle) -> None:
     handles = [Line2D([0], [0], color=PHONE_COLOR, lw=3, alpha=0.6, label="phone → server packets"),
                Line2D([0], [0], color=SERVER_COLOR, lw=3, alpha=0.6, label="server → phone packets")]
-    kinds = set(text(events["kind"])) if len(events) else set()
+    kinds = set(events["kind"].unique()) if len(events) else set()
     for k, (marker, color, size, label) in EVENT_STYLE.items():
         if k in kinds:
             handles.append(Line2D([0], [0], marker=marker, ls="", color=color, markersize=7,
