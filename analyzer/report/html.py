@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from analyzer.logs.errors import ERRNO_TABLE
+from analyzer.report.tables import READABLE_SUMMARY_BYTES
 
 MAX_FLOWS = 500
 MAX_EVENTS = 2000
@@ -342,7 +343,7 @@ def page(out_dir, summary: dict, flows: pd.DataFrame, events: pd.DataFrame,
         f"<h2>Events ({len(events) if events is not None else 0:,})</h2>" + _events(events),
         f"<h2>Log lines ({0 if logs is None else len(logs):,})</h2>" + _logs(logs),
         "<h2>summary.json</h2><details><summary>show</summary><pre class='mono'>"
-        + esc(json.dumps(_jsonable(summary), indent=1)[:200_000]) + "</pre></details>",
+        + esc(_summary_text(summary)) + "</pre></details>",
     ]
     return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
@@ -358,6 +359,16 @@ def render(out_dir, summary: dict, flows: pd.DataFrame, events: pd.DataFrame,
     path = out_dir / "report.html"
     path.write_text(page(out_dir, summary, flows, events, logs), encoding="utf-8")
     return path
+
+
+def _summary_text(summary: dict, limit: int = 200_000) -> str:
+    """summary.json as the page shows it: indented when small, as summary.json itself is;
+    a big one compact (indenting takes Python's slow encoder), cut at `limit` characters."""
+    data = _jsonable(summary)
+    text = json.dumps(data)
+    if len(text) < READABLE_SUMMARY_BYTES:
+        text = json.dumps(data, indent=1)
+    return text[:limit]
 
 
 def _jsonable(value):

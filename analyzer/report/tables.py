@@ -127,7 +127,7 @@ def logs_table(logs: pd.DataFrame, digits: int) -> pa.Table:
     return pa.table(cols)
 
 
-SLICE_ROWS = 262144
+SLICE_ROWS = 65536
 
 
 def write_table(frame: pd.DataFrame, build, digits: int, path: Path, fmt: str) -> None:

@@ -204,16 +204,16 @@ def _shade_periods(ax, lifecycle, t0, x_max) -> None:
 
 
 def _merge(intervals: np.ndarray, tol: float) -> np.ndarray:
+    """Intervals that overlap or lie within `tol` of each other, merged (sorted by start).
+    A new run starts where a start lies beyond every earlier end plus tol."""
     if len(intervals) == 0:
         return intervals
     intervals = intervals[np.argsort(intervals[:, 0], kind="stable")]
-    merged = [list(intervals[0])]
-    for a, b in intervals[1:]:
-        if a <= merged[-1][1] + tol:
-            merged[-1][1] = max(merged[-1][1], b)
-        else:
-            merged.append([a, b])
-    return np.asarray(merged)
+    starts, ends = intervals[:, 0], intervals[:, 1]
+    new = np.ones(len(starts), dtype=bool)
+    new[1:] = starts[1:] > np.maximum.accumulate(ends)[:-1] + tol
+    first = np.flatnonzero(new)
+    return np.column_stack([starts[first], np.maximum.reduceat(ends, first)])
 
 
 def _draw_spans(ax, flows, lanes, lane_of, t0, x_max) -> int:
