@@ -34,11 +34,15 @@ def _glibc():
 
 
 def tune() -> None:
-    """Fix the mmap threshold (setting it also turns off glibc's dynamic raising)."""
+    """Fix the mmap threshold (setting it also turns off glibc's dynamic raising), and have
+    Arrow allocate through malloc too: its own allocator keeps what the table writers freed
+    (~20 MB on a 1M-packet capture)."""
     lib = _glibc()
     if lib:
         lib.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
         lib.mallopt(M_TRIM_THRESHOLD, MMAP_THRESHOLD)
+        import pyarrow
+        pyarrow.set_memory_pool(pyarrow.system_memory_pool())
 
 
 def release() -> None:

@@ -46,7 +46,7 @@ class Result:
     written: list[str] = field(default_factory=list)
 
 
-PREFETCH = 2    # batches the reader may run ahead of the flow table
+PREFETCH = 1    # batches the reader may run ahead of the flow table
 
 
 def _open_engine(opts: Options):
@@ -141,9 +141,6 @@ def capture_summary(info: dict, flag_counts: dict, engine: str) -> dict:
     return out
 
 
-MANY_PERIODS = 100
-
-
 def read_logs(opts: Options, capture_first_ns: int | None) -> list:
     """Every --logs file through the log reader (format detected per file)."""
     from analyzer.logs import read_log
@@ -212,11 +209,12 @@ def run(opts: Options, progress: Callable[[int, int], None] | None = None,
         raise AnalyzerError(str(exc)) from None
     written = writing.result()
     memory.release()
-    if len(periods) > MANY_PERIODS:
+    if len(periods) > lifecycle.MANY_PERIODS:
         # keep every period, but only the first few pieces of evidence each
         for period in periods:
-            period["evidence"] = period["evidence"][:3]
-        warnings.append(f"{len(periods)} background periods found; evidence trimmed to 3 items each")
+            period["evidence"] = period["evidence"][:lifecycle.TRIMMED_EVIDENCE]
+        warnings.append(f"{len(periods)} background periods found; evidence trimmed to "
+                        f"{lifecycle.TRIMMED_EVIDENCE} items each")
     summary = {
         "capture": capture_summary(info, flag_counts, opts.engine),
         "warnings": warnings,

@@ -34,6 +34,8 @@ BURST_WINDOW_S = 2.0        # phone teardowns this close together are one burst
 BURST_MIN_FLOWS = 2         # ...across at least this many flows
 FOLLOW_WINDOW_S = 300.0     # a lone teardown counts when listener SYNs fail within this
 MAX_EVIDENCE = 20           # per period: enough to check, small enough for summary.json
+MANY_PERIODS = 100          # beyond this many periods (a soak test), each keeps
+TRIMMED_EVIDENCE = 3        # only this many pieces of evidence
 
 _PHONE_TEARDOWNS = ("rst", "fin")
 _LISTENER_FAILURES = ("refused", "syn_unanswered")
@@ -208,9 +210,12 @@ def _signs_of_life(flows: pd.DataFrame, events: pd.DataFrame) -> np.ndarray:
 
 
 def bursts(flows: pd.DataFrame, events: pd.DataFrame, window_s: float = BURST_WINDOW_S,
-           min_flows: int = BURST_MIN_FLOWS) -> list[dict]:
+           min_flows: int = BURST_MIN_FLOWS, evidence: bool = True) -> list[dict]:
     """Periods inferred from the capture alone (basis "capture"). Works on arrays and
-    binary searches, so captures with a hundred thousand teardowns stay quick."""
+    binary searches, so captures with a hundred thousand teardowns stay quick. Evidence is
+    kept as row ranges until the number of periods is known, then written out: MAX_EVIDENCE
+    items each, or TRIMMED_EVIDENCE when there are more than MANY_PERIODS (a soak test's
+    thousands of periods would otherwise hold tens of MB of evidence)."""
     if flows is None or len(flows) == 0:
         return []
     table = _phone_teardown_table(flows)
@@ -222,20 +227,9 @@ def bursts(flows: pd.DataFrame, events: pd.DataFrame, window_s: float = BURST_WI
     window = int(window_s * 1e9)
     follow_window = int(FOLLOW_WINDOW_S * 1e9)
     ts = table["teardown_ts_ns"].to_numpy(np.int64)
-    cols = {c: table[c].to_numpy() for c in ("teardown_frame", "flow_id", "teardown")}
-    fcols = {c: failures[c].to_numpy() for c in ("teardown_frame", "flow_id", "teardown",
-                                                 "teardown_by", "teardown_ts_ns")}
-
-    def phone_evidence(lo: int, hi: int) -> list[dict]:
-        return [frame_evidence(cols["teardown_frame"][k], cols["flow_id"][k], cols["teardown"][k],
-                               "phone", ts[k]) for k in range(lo, min(hi, lo + MAX_EVIDENCE))]
-
-    def follow_evidence(lo: int, hi: int) -> list[dict]:
-        return [frame_evidence(fcols["teardown_frame"][k], fcols["flow_id"][k], fcols["teardown"][k],
-                               str(fcols["teardown_by"][k]), fcols["teardown_ts_ns"][k])
-                for k in range(lo, min(hi, lo + MAX_EVIDENCE))]
 
     found: list[dict] = []
+    ranges: list[list[tuple]] = []      # per period: (rows, lo, hi) ranges, in order
     i = 0
     while i < len(ts):
         j = int(np.searchsorted(ts, ts[i] + window, side="right")) - 1
@@ -248,14 +242,33 @@ def bursts(flows: pd.DataFrame, events: pd.DataFrame, window_s: float = BURST_WI
         f_hi = int(np.searchsorted(fail_ts, horizon, side="right"))
         # each flow has one teardown, so the burst's rows are distinct flows
         if j - i + 1 >= min_flows or f_hi > f_lo:
-            evidence = phone_evidence(i, j + 1) + follow_evidence(f_lo, f_hi)
+            pieces = [("phone", i, j + 1), ("follow", f_lo, f_hi)]
             if found and found[-1]["end_ns"] is None:
-                found[-1]["evidence"] = (found[-1]["evidence"] + evidence)[:MAX_EVIDENCE]
+                ranges[-1] += pieces
             else:
                 found.append({"start_ns": start, "end_ns": end, "state": "background",
-                              "evidence": evidence[:MAX_EVIDENCE], "basis": "capture"})
+                              "evidence": [], "basis": "capture"})
+                ranges.append(pieces)
         i = j + 1
+    if evidence:
+        cap = TRIMMED_EVIDENCE if len(found) > MANY_PERIODS else MAX_EVIDENCE
+        rows = {"phone": table, "follow": failures}
+        for period, pieces in zip(found, ranges):
+            period["evidence"] = _range_evidence(rows, pieces, cap)
     return found
+
+
+def _range_evidence(rows: dict, pieces: list[tuple], cap: int) -> list[dict]:
+    """Frame evidence for row ranges of the phone-teardown and listener-failure tables."""
+    out: list[dict] = []
+    for which, lo, hi in pieces:
+        take = rows[which].iloc[lo:min(hi, lo + cap - len(out))]
+        for r in take.itertuples(index=False):
+            sender = "phone" if which == "phone" else str(r.teardown_by)
+            out.append(frame_evidence(r.teardown_frame, r.flow_id, r.teardown, sender, r.teardown_ts_ns))
+        if len(out) >= cap:
+            break
+    return out
 
 
 def in_periods(ts_ns, found: list[dict], slack_s: float = 0.0) -> np.ndarray:

@@ -36,7 +36,7 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 STANDARD_MAX_CAPLEN = 262144    # the largest packet most readers accept without a larger snaplen
 
 DEFAULT_CHUNK = 8 * 1024 * 1024
-DEFAULT_BATCH = 32768
+DEFAULT_BATCH = 16384
 
 
 @dataclass
