@@ -414,11 +414,44 @@ def _tcp(FL, EP, HIST, EV, C, s, side, flags, seq, ack, window, plen, ts, frame)
         EP[s, E, DIDCLOSE] = 1
 
 
+# LIMITS[...]: the idle times (ns) after which a flow is over (see the module doc), and the
+# shortest of them (below it nothing is over: the per-packet check is one comparison)
+L_CLOSE_LINGER, L_ATTEMPT, L_UDP, L_TCP_IDLE, L_SHORTEST, N_LIMITS = range(6)
+
+
+@njit(cache=True)
+def _expired(FL, EP, s, now, limits):
+    """Is flow s over at time `now`? The same rule decides at a packet's lookup and in
+    mark_idle, so where a flow ends never depends on where batches begin."""
+    idle = now - FL[s, LAST_TS]
+    if FL[s, PROTO] == 6:
+        o, r = EP[s, 0, ST], EP[s, 1, ST]
+        terminal = (o == RESET or r == RESET or (EP[s, 0, DIDCLOSE] and EP[s, 1, DIDCLOSE])
+                    or FL[s, REFUSED] == 1)
+        if terminal and idle > limits[L_CLOSE_LINGER]:
+            return True
+        if r == INACTIVE and idle > limits[L_ATTEMPT]:
+            return True
+        return limits[L_TCP_IDLE] > 0 and idle > limits[L_TCP_IDLE]
+    return idle > limits[L_UDP]
+
+
+@njit(cache=True, nogil=True)
+def mark_idle(FL, EP, now, limits):
+    """Detach flows that are over (see _expired), to free their slots. Returns how many."""
+    count = 0
+    for s in range(FL.shape[0]):
+        if FL[s, USED] == 1 and now - FL[s, LAST_TS] > limits[L_SHORTEST] and _expired(FL, EP, s, now, limits):
+            FL[s, USED] = 2
+            count += 1
+    return count
+
+
 @njit(cache=True, nogil=True)
 def process_batch(start, n, frame, ts_ns, status, fragment, proto, ipver, src_hi, src_lo,
                   dst_hi, dst_lo, sport, dport, tcp_flags, seq, ack, window, payload,
                   icmp_type, icmp_code, q_proto, q_src_hi, q_src_lo, q_dst_hi, q_dst_lo,
-                  q_sport, q_dport, KEY, FL, EP, HIST, index, free, C, EV, likely):
+                  q_sport, q_dport, KEY, FL, EP, HIST, index, free, C, EV, likely, limits):
     """Feed packets [start, n) to the table. Returns (next packet index, code)."""
     ev_cap = EV.shape[0]
     for i in range(start, n):
@@ -439,6 +472,10 @@ def process_batch(start, n, frame, ts_ns, status, fragment, proto, ipver, src_hi
             if qp == 6 or qp == 17:
                 pos, s = _find(index, KEY, FL, qp, q_src_hi[i], q_src_lo[i], np.int64(q_sport[i]),
                                q_dst_hi[i], q_dst_lo[i], np.int64(q_dport[i]))
+                if s >= 0 and ts - FL[s, LAST_TS] > limits[L_SHORTEST] and _expired(FL, EP, s, ts, limits):
+                    FL[s, USED] = 2            # over: the error quotes a flow that has ended
+                    C[C_DETACHED] += 1
+                    s = -1
                 if s >= 0:
                     qside = 0 if (KEY[s, 0] == q_src_hi[i] and KEY[s, 1] == q_src_lo[i]
                                   and FL[s, APORT] == q_sport[i]) else 1
@@ -462,6 +499,10 @@ def process_batch(start, n, frame, ts_ns, status, fragment, proto, ipver, src_hi
         flags = np.int64(tcp_flags[i]) if pr == 6 else np.int64(0)
 
         pos, s = _find(index, KEY, FL, pr, shi, slo, sp, dhi, dlo, dp)
+        if s >= 0 and ts - FL[s, LAST_TS] > limits[L_SHORTEST] and _expired(FL, EP, s, ts, limits):
+            FL[s, USED] = 2            # idle past its time: this packet starts a new flow
+            C[C_DETACHED] += 1
+            s = -1
         if s >= 0 and pr == 6 and (flags & 0x02) and _is_reuse(FL, EP, s, flags, np.int64(seq[i])):
             FL[s, USED] = 2            # detached: leaves the table, collected by Python
             C[C_DETACHED] += 1
@@ -503,32 +544,7 @@ def process_batch(start, n, frame, ts_ns, status, fragment, proto, ipver, src_hi
     return n, DONE
 
 
-@njit(cache=True, nogil=True)
-def mark_idle(FL, EP, now, close_linger, attempt_timeout, udp_timeout, tcp_idle_timeout):
-    """Detach flows that are finished and idle (see the module doc). Returns how many."""
-    count = 0
-    for s in range(FL.shape[0]):
-        if FL[s, USED] != 1:
-            continue
-        idle = now - FL[s, LAST_TS]
-        pr = FL[s, PROTO]
-        done = False
-        if pr == 6:
-            o, r = EP[s, 0, ST], EP[s, 1, ST]
-            terminal = (o == RESET or r == RESET or (EP[s, 0, DIDCLOSE] and EP[s, 1, DIDCLOSE])
-                        or FL[s, REFUSED] == 1)
-            if terminal and idle > close_linger:
-                done = True
-            elif r == INACTIVE and idle > attempt_timeout:
-                done = True
-            elif tcp_idle_timeout > 0 and idle > tcp_idle_timeout:
-                done = True
-        elif idle > udp_timeout:
-            done = True
-        if done:
-            FL[s, USED] = 2
-            count += 1
-    return count
+SWEEP_PACKETS = 65536    # how often the table is swept for flows that are over
 
 
 class FlowTable:
@@ -550,10 +566,13 @@ class FlowTable:
         self.free = np.zeros(0, np.int64)
         self.EV = np.zeros((event_capacity, 8), np.int64)
         self.likely = port_table()
-        self.close_linger = int(close_linger * 1e9)
-        self.attempt_timeout = int(attempt_timeout * 1e9)
-        self.udp_timeout = int(udp_timeout * 1e9)
-        self.tcp_idle_timeout = int(tcp_idle_timeout * 1e9)
+        self.limits = np.zeros(N_LIMITS, np.int64)
+        self.limits[[L_CLOSE_LINGER, L_ATTEMPT, L_UDP, L_TCP_IDLE]] = [
+            int(close_linger * 1e9), int(attempt_timeout * 1e9), int(udp_timeout * 1e9),
+            int(tcp_idle_timeout * 1e9)]
+        self.limits[L_SHORTEST] = min(x for x in self.limits[:L_SHORTEST] if x > 0)
+        self._now = np.iinfo(np.int64).min      # latest packet time seen
+        self._unswept = 0                       # packets fed since the last sweep
         self._grow(capacity)
         from analyzer.dissect.labels import Interner   # labels builds on this module
         self.names = Interner()
@@ -601,7 +620,7 @@ class FlowTable:
                 b["dport"], flags, b["seq"], b["ack"], b["window"], b["payload"], b["icmp_type"],
                 b["icmp_code"], b["q_proto"], b["q_src_hi"], b["q_src_lo"], b["q_dst_hi"],
                 b["q_dst_lo"], b["q_sport"], b["q_dport"], self.KEY, self.FL, self.EP, self.HIST,
-                self.index, self.free, self.C, self.EV, self.likely)
+                self.index, self.free, self.C, self.EV, self.likely, self.limits)
             if code == NEED_SLOTS:
                 self._collect()
                 if self.C[C_NFREE] == 0:
@@ -609,14 +628,21 @@ class FlowTable:
             elif code == NEED_EVENT_ROOM:
                 self._take_events()
         self.peak_live = max(self.peak_live, self.capacity - int(self.C[C_NFREE]))
-        now = int(b["ts_ns"].max())
-        self.C[C_DETACHED] += mark_idle(self.FL, self.EP, now, self.close_linger,
-                                        self.attempt_timeout, self.udp_timeout,
-                                        self.tcp_idle_timeout)
+        self._unswept += n
+        if self._unswept >= SWEEP_PACKETS:
+            self._sweep(int(b["ts_ns"].max()))
         # summarising retired flows in big blocks is cheaper than in many small ones
         if self.C[C_DETACHED] >= max(8192, self.capacity // 4):
             self._collect()
         self._take_events()
+
+    def _sweep(self, now: int) -> None:
+        """Detach every flow that is over by `now` (every SWEEP_PACKETS). Only memory depends
+        on when this runs: a packet on a flow that is over starts a new one whenever it
+        comes."""
+        self._now = max(self._now, now)
+        self.C[C_DETACHED] += mark_idle(self.FL, self.EP, self._now, self.limits)
+        self._unswept = 0
 
     def _collect(self) -> None:
         """Move detached flows out of the table."""

@@ -741,6 +741,50 @@ def test_udp_S0_unanswered(tmp_path):
     one_event(r, f, "udp_unanswered")
 
 
+@pytest.mark.parametrize("gap, flows", [(59.0, 1), (61.0, 2)])
+def test_udp_idle_past_zeeks_60_s_starts_a_new_flow(tmp_path, gap, flows):
+    """Zeek's UDP inactivity timeout is 60 s: a datagram after a longer silence on the same
+    tuple opens a new connection. All packets fit one batch, so this holds whatever the
+    batching (it used to depend on where a batch ended)."""
+    pkts = [udp(T0, HUAWEI, APP_PORT, SERVER, UDP_PORT, b"ping 0\n"),
+            udp(T0 + 0.004, SERVER, UDP_PORT, HUAWEI, APP_PORT, b"ping 0\n"),
+            udp(T0 + 0.004 + gap, HUAWEI, APP_PORT, SERVER, UDP_PORT, b"ping 1\n")]
+    r = run(tmp_path, pkts)
+    got = r.flows_of("udp").sort_values("first_frame")
+    assert len(got) == flows
+    if flows == 2:
+        check(got.iloc[0], conn_state="SF", first_frame=1, last_frame=2, teardown="open")
+        check(got.iloc[1], conn_state="S0", first_frame=3, last_frame=3,
+              teardown="udp_unanswered", initiator_ip=HUAWEI)
+
+
+def test_flows_do_not_depend_on_batch_boundaries(tmp_path):
+    """The same packets read in batches of 1, 2, 7 and 10,000 give the same flows and
+    events: a flow ends at its idle time whether or not a batch ends in the gap."""
+    from analyzer.dissect.flows import FlowTable
+    from analyzer.dissect.reader import CaptureReader
+    pkts = []
+    for k in range(6):        # conversations 70 s apart, each a new flow on the same tuple
+        t = T0 + 70.0 * k
+        pkts.append(udp(t, HUAWEI, APP_PORT, SERVER, UDP_PORT, b"ping\n"))
+        pkts.append(udp(t + 0.01, SERVER, UDP_PORT, HUAWEI, APP_PORT, b"pong\n"))
+        c = TcpConversation(HUAWEI, 40000, SERVER, TCP_PORT, ISN_PHONE + k, ISN_SERVER + k, t)
+        pkts += [c.syn(at=t + 0.02)] + ([c.syn(at=t + 62.0)] if k % 2 else [])
+    pcap = tmp_path / "capture.pcap"
+    write_pcap(pcap, pkts)
+    results = []
+    for size in (1, 2, 7, 10_000):
+        table = FlowTable()
+        for batch in CaptureReader(pcap, batch_size=size).batches():
+            table.feed(batch)
+        table.finish()
+        flows, events = table.drain(), table.drain_events()
+        results.append(({k: v.tolist() for k, v in flows.items()},
+                        {k: v.tolist() for k, v in events.items()}))
+    assert all(r == results[0] for r in results[1:])
+    assert len(results[0][0]["flow_id"]) == 12      # 6 UDP + 6 TCP
+
+
 def test_udp_SHR_reply_only_flipped(tmp_path):
     """Only the answer from port 53 is captured: UDPAnalyzer::WantConnection flips (source
     is a likely server port, destination is not) -> `^d`; the originator never sent ->
