@@ -132,14 +132,44 @@ def _x_extent(flows, events, err_logs, lifecycle, t0) -> float:
     return span * 1.02 + 1.0 if span > 0 else 1.0
 
 
-def _lanes(flows: pd.DataFrame) -> tuple[list[dict], dict]:
-    """Lanes top to bottom: [{group, label, flow_ids, aggregate}], and flow_id -> lane index."""
+class LaneMap:
+    """flow_id -> lane index, as two sorted arrays: a million aggregated flows cost 16 MB
+    here, not a dict of a million Python ints."""
+
+    def __init__(self, ids: list[np.ndarray], lanes: list[np.ndarray]):
+        keys = np.concatenate(ids) if ids else np.empty(0, np.int64)
+        values = np.concatenate(lanes) if lanes else np.empty(0, np.int64)
+        order = np.argsort(keys, kind="stable")
+        self.keys, self.values = keys[order], values[order]
+
+    def lookup(self, fids: np.ndarray) -> np.ndarray:
+        """The lane of each flow id, -1 for none."""
+        fids = np.asarray(fids, dtype=np.int64)
+        if len(self.keys) == 0 or len(fids) == 0:
+            return np.full(len(fids), -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self.keys, fids), len(self.keys) - 1)
+        return np.where(self.keys[pos] == fids, self.values[pos], -1)
+
+    def get(self, fid: int, default: int = -1) -> int:
+        lane = int(self.lookup(np.array([fid]))[0])
+        return default if lane < 0 else lane
+
+
+def _lanes(flows: pd.DataFrame) -> tuple[list[dict], LaneMap]:
+    """Lanes top to bottom: [{group, label, flows (count), aggregate}], and the lane map."""
     if not len(flows):
-        return [], {}
+        return [], LaneMap([], [])
     kinds = socket_kinds(flows).to_numpy()
     total = len(flows)
     lanes: list[dict] = []
-    lane_of: dict = {}
+    ids: list[np.ndarray] = []
+    where: list[np.ndarray] = []
+
+    def add(lane: dict, flow_ids: np.ndarray) -> None:
+        ids.append(flow_ids)
+        where.append(np.full(len(flow_ids), len(lanes), dtype=np.int64))
+        lanes.append(lane | {"flows": len(flow_ids)})
+
     groups = [g for g in GROUP_ORDER if (kinds == g).any()]
     for group in groups:
         sub = flows.loc[kinds == group, _LANE_COLUMNS]
@@ -156,16 +186,12 @@ def _lanes(flows: pd.DataFrame) -> tuple[list[dict], dict]:
             keep = sub.loc[order[:quota]]
             rest = sub.loc[order[quota:]]
         for row in keep.sort_values("first_ts_ns").itertuples(index=False):
-            lane_of[int(row.flow_id)] = len(lanes)
-            lanes.append({"group": group, "label": _flow_label(row), "flow_ids": [int(row.flow_id)],
-                          "aggregate": False})
+            add({"group": group, "label": _flow_label(row), "aggregate": False},
+                np.array([row.flow_id], dtype=np.int64))
         if len(rest):
-            ids = rest["flow_id"].astype("int64").tolist()
-            for fid in ids:
-                lane_of[fid] = len(lanes)
-            lanes.append({"group": group, "label": f"{len(ids):,} more {group} flows (aggregated)",
-                          "flow_ids": ids, "aggregate": True})
-    return lanes, lane_of
+            add({"group": group, "label": f"{len(rest):,} more {group} flows (aggregated)",
+                 "aggregate": True}, rest["flow_id"].to_numpy(np.int64))
+    return lanes, LaneMap(ids, where)
 
 
 # what ranking and labelling a lane read: subsets copy only these columns
@@ -219,7 +245,7 @@ def _merge(intervals: np.ndarray, tol: float) -> np.ndarray:
 def _draw_spans(ax, flows, lanes, lane_of, t0, x_max) -> int:
     if not len(flows):
         return 0
-    lane = _lane_index(lane_of, flows["flow_id"].astype("int64").to_numpy())
+    lane = lane_of.lookup(flows["flow_id"].astype("int64").to_numpy())
     start = (flows["first_ts_ns"].to_numpy(np.int64) - t0) / 1e9
     end = (flows["last_ts_ns"].to_numpy(np.int64) - t0) / 1e9
     end = np.maximum(end, start + x_max * 0.002)  # a one-packet flow still shows
@@ -251,18 +277,6 @@ def _draw_spans(ax, flows, lanes, lane_of, t0, x_max) -> int:
     return aggregated
 
 
-def _lane_index(lane_of: dict, fids: np.ndarray) -> np.ndarray:
-    """The lane of each flow id (-1 for none): one binary search per row, not a dict lookup."""
-    if not lane_of or len(fids) == 0:
-        return np.full(len(fids), -1, dtype=np.int64)
-    keys = np.fromiter(lane_of.keys(), dtype=np.int64, count=len(lane_of))
-    values = np.fromiter(lane_of.values(), dtype=np.int64, count=len(lane_of))
-    order = np.argsort(keys, kind="stable")
-    keys, values = keys[order], values[order]
-    pos = np.minimum(np.searchsorted(keys, fids), len(keys) - 1)
-    return np.where(keys[pos] == fids, values[pos], -1)
-
-
 def _thin(x: np.ndarray, keys: np.ndarray, x_max: float, budget: int | None = None) -> np.ndarray:
     """Indices of one point per (key, time column): never a million artists or points.
     Columns start at pixel width and widen until at most `budget` points remain."""
@@ -284,7 +298,7 @@ def _draw_events(ax, events, lane_of, t0, x_max) -> int:
     fid = events["flow_id"]
     known = fid.notna().to_numpy()
     ev = events.loc[known, ["flow_id", "ts_ns", "sender", "kind"]]
-    lane = _lane_index(lane_of, ev["flow_id"].astype("int64").to_numpy())
+    lane = lane_of.lookup(ev["flow_id"].astype("int64").to_numpy())
     ok = lane >= 0
     ev, lane = ev.loc[ok], lane[ok]
     x = (ev["ts_ns"].to_numpy(np.int64) - t0) / 1e9
@@ -336,7 +350,7 @@ def _error_logs(logs, flows, lane_of, lanes) -> tuple[pd.DataFrame, dict]:
                 lane[i] = first_of[kinds[i]]
     extra = {}
     if (lane < 0).any():
-        lanes.append({"group": "logs", "label": "log lines not tied to a flow", "flow_ids": [],
+        lanes.append({"group": "logs", "label": "log lines not tied to a flow", "flows": 0,
                       "aggregate": True})
         lane[lane < 0] = len(lanes) - 1
     rows["_lane"] = lane
