@@ -252,20 +252,27 @@ def bursts(flows: pd.DataFrame, events: pd.DataFrame, window_s: float = BURST_WI
         i = j + 1
     if evidence:
         cap = TRIMMED_EVIDENCE if len(found) > MANY_PERIODS else MAX_EVIDENCE
-        rows = {"phone": table, "follow": failures}
+        rows = {"phone": _evidence_columns(table, "phone"), "follow": _evidence_columns(failures)}
         for period, pieces in zip(found, ranges):
             period["evidence"] = _range_evidence(rows, pieces, cap)
     return found
+
+
+def _evidence_columns(table: pd.DataFrame, sender: str | None = None) -> dict:
+    """The columns frame evidence is made of, as arrays (row access on a frame is slow)."""
+    cols = {c: table[c].to_numpy() for c in ("teardown_frame", "flow_id", "teardown", "teardown_ts_ns")}
+    cols["sender"] = np.full(len(table), sender, dtype=object) if sender else table["teardown_by"].to_numpy()
+    return cols
 
 
 def _range_evidence(rows: dict, pieces: list[tuple], cap: int) -> list[dict]:
     """Frame evidence for row ranges of the phone-teardown and listener-failure tables."""
     out: list[dict] = []
     for which, lo, hi in pieces:
-        take = rows[which].iloc[lo:min(hi, lo + cap - len(out))]
-        for r in take.itertuples(index=False):
-            sender = "phone" if which == "phone" else str(r.teardown_by)
-            out.append(frame_evidence(r.teardown_frame, r.flow_id, r.teardown, sender, r.teardown_ts_ns))
+        c = rows[which]
+        for k in range(lo, min(hi, lo + cap - len(out))):
+            out.append(frame_evidence(c["teardown_frame"][k], c["flow_id"][k], c["teardown"][k],
+                                      str(c["sender"][k]), c["teardown_ts_ns"][k]))
         if len(out) >= cap:
             break
     return out

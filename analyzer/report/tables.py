@@ -46,11 +46,20 @@ def ts_digits(resolution: str) -> int:
     return digits
 
 
-def text(column) -> pa.Array:
-    """A text column (plain or categorical) as an Arrow string array."""
+def text(column, dictionaries: dict | None = None) -> pa.Array:
+    """A text column (plain or categorical) as an Arrow string array. `dictionaries` keeps
+    each categorical's Arrow dictionary between the slices of one table: the slices share
+    their categories, which can number tens of thousands (addresses, details)."""
     if isinstance(column.dtype, pd.CategoricalDtype):
         codes = np.asarray(column.cat.codes, dtype=np.int32)
-        dictionary = pa.array([str(c) for c in column.cat.categories], pa.string())
+        categories = column.cat.categories
+        known = (dictionaries or {}).get(id(categories))
+        if known is None:
+            # the categories are kept with their dictionary, so their id stays theirs
+            known = (categories, pa.array([str(c) for c in categories], pa.string()))
+            if dictionaries is not None:
+                dictionaries[id(categories)] = known
+        dictionary = known[1]
         # the CSV and Parquet writers take dictionary arrays as they are: no string per row
         return pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), dictionary)
     return pa.array(column.astype(object).tolist(), pa.string())
@@ -60,17 +69,17 @@ def _int_or_null(values, valid) -> pa.Array:
     return pa.array(np.asarray(values, dtype=np.int64), mask=~np.asarray(valid, dtype=bool))
 
 
-def flows_table(flows: pd.DataFrame, digits: int) -> pa.Table:
+def flows_table(flows: pd.DataFrame, digits: int, dictionaries: dict | None = None) -> pa.Table:
     has_teardown = (flows["teardown"] != "open").to_numpy()
     cols = {
         "flow_id": pa.array(flows["flow_id"].to_numpy(np.int64)),
-        "proto": text(flows["proto"]),
+        "proto": text(flows["proto"], dictionaries),
         "ip_version": pa.array(flows["ip_version"].to_numpy(np.int64)),
-        "initiator_ip": text(flows["initiator_ip"]),
+        "initiator_ip": text(flows["initiator_ip"], dictionaries),
         "initiator_port": pa.array(flows["initiator_port"].to_numpy(np.int64)),
-        "responder_ip": text(flows["responder_ip"]),
+        "responder_ip": text(flows["responder_ip"], dictionaries),
         "responder_port": pa.array(flows["responder_port"].to_numpy(np.int64)),
-        "phone_role": text(flows["phone_role"]),
+        "phone_role": text(flows["phone_role"], dictionaries),
         "first_ts": ts_text(flows["first_ts_ns"], digits),
         "last_ts": ts_text(flows["last_ts_ns"], digits),
         "first_frame": pa.array(flows["first_frame"].to_numpy(np.int64)),
@@ -79,10 +88,10 @@ def flows_table(flows: pd.DataFrame, digits: int) -> pa.Table:
         "packets_r2i": pa.array(flows["packets_r2i"].to_numpy(np.int64)),
         "bytes_i2r": pa.array(flows["bytes_i2r"].to_numpy(np.int64)),
         "bytes_r2i": pa.array(flows["bytes_r2i"].to_numpy(np.int64)),
-        "conn_state": text(flows["conn_state"]),
-        "history": text(flows["history"]),
-        "teardown": text(flows["teardown"]),
-        "teardown_by": text(flows["teardown_by"]),
+        "conn_state": text(flows["conn_state"], dictionaries),
+        "history": text(flows["history"], dictionaries),
+        "teardown": text(flows["teardown"], dictionaries),
+        "teardown_by": text(flows["teardown_by"], dictionaries),
         "teardown_ts": ts_text(flows["teardown_ts_ns"], digits, has_teardown),
         "teardown_frame": _int_or_null(flows["teardown_frame"], has_teardown),
         "syn_count": pa.array(flows["syn_count"].to_numpy(np.int64)),
@@ -91,26 +100,26 @@ def flows_table(flows: pd.DataFrame, digits: int) -> pa.Table:
     return pa.table(cols)
 
 
-def events_table(events: pd.DataFrame, digits: int) -> pa.Table:
+def events_table(events: pd.DataFrame, digits: int, dictionaries: dict | None = None) -> pa.Table:
     src_port = events["src_port"]
     cols = {
         "ts": ts_text(events["ts_ns"], digits),
         "frame": pa.array(events["frame"].to_numpy(np.int64)),
         "flow_id": pa.array(events["flow_id"].to_numpy(np.int64)),
-        "kind": text(events["kind"]),
-        "sender": text(events["sender"]),
-        "src_ip": text(events["src_ip"]),
+        "kind": text(events["kind"], dictionaries),
+        "sender": text(events["sender"], dictionaries),
+        "src_ip": text(events["src_ip"], dictionaries),
         "src_port": pa.array(src_port.astype("Int64").to_numpy(np.int64, na_value=0),
                              mask=src_port.isna().to_numpy()),
-        "dst_ip": text(events["dst_ip"]),
+        "dst_ip": text(events["dst_ip"], dictionaries),
         "dst_port": pa.array(events["dst_port"].to_numpy(np.int64)),
-        "detail": text(events["detail"]),
+        "detail": text(events["detail"], dictionaries),
     }
     assert list(cols) == schema.EVENT_COLUMNS
     return pa.table(cols)
 
 
-def logs_table(logs: pd.DataFrame, digits: int) -> pa.Table:
+def logs_table(logs: pd.DataFrame, digits: int, dictionaries: dict | None = None) -> pa.Table:
     """logs.csv: the aligned log events, one row each, in the contract's columns."""
     ts = logs["ts_ns"].astype("Int64")
     valid = ts.notna().to_numpy()
@@ -133,9 +142,10 @@ SLICE_ROWS = 65536
 def write_table(frame: pd.DataFrame, build, digits: int, path: Path, fmt: str) -> None:
     """Write a table slice by slice, so only one slice is ever held as Arrow text."""
     writer = None
+    dictionaries: dict = {}
     try:
         for start in range(0, max(len(frame), 1), SLICE_ROWS):
-            table = build(frame.iloc[start:start + SLICE_ROWS], digits)
+            table = build(frame.iloc[start:start + SLICE_ROWS], digits, dictionaries)
             if writer is None:
                 writer = (pacsv.CSVWriter(str(path), table.schema,
                                           write_options=pacsv.WriteOptions(quoting_style="needed"))
