@@ -223,9 +223,13 @@ class CaptureReader:
         self._stream = stream
         self.info.compression = compression
         try:
+            chunks = None
             if compression == "none" and self._mappable(stream):
-                chunks = _MappedChunks(stream, self.path, self.chunk_bytes)
-            else:
+                try:
+                    chunks = _MappedChunks(stream, self.path, self.chunk_bytes)
+                except (OSError, ValueError):
+                    chunks = None       # a file system that cannot map: read it instead
+            if chunks is None:
                 chunks = _Chunks(stream, self.path, self.chunk_bytes,
                                  None if compression == "none" else 64 * 1024)
             self._chunks = chunks

@@ -231,3 +231,15 @@ def test_recycled_batches_equal_fresh_ones(tmp_path, container, monkeypatch):
     icmp = table["proto"] == 1
     assert (table["icmp_type"][icmp] == 3).all() and (table["icmp_type"][~icmp] == -1).all()
     assert (table["q_sport"][~icmp] == 0).all() and (table["q_dport"][icmp] > 0).all()
+
+
+def test_a_file_that_cannot_be_mapped_is_read_instead(tmp_path, monkeypatch):
+    from analyzer.dissect import reader as R
+    recs = _mixed_records(50)
+    path = write(tmp_path, cf.pcap(recs))
+
+    def refuse(*args, **kwargs):
+        raise OSError("mmap not supported here")
+    monkeypatch.setattr(R.mmap, "mmap", refuse)
+    table, info = read_all(path)
+    assert info.packets == 50 and np.array_equal(table["frame"], np.arange(1, 51))
