@@ -235,7 +235,10 @@ def features(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | Non
     ev_sender = labels(events["sender"]) if events is not None and len(events) else pd.Series([], dtype=object)
     f["server_wrote_after_fin"] = count((ev_kind == "data_after_fin") & (ev_sender == "server"))
 
-    f["phone_teardown_burst"] = bool(lifecycle_mod.bursts(flows, events, evidence=False)) if n else False
+    if periods and all(p.get("basis") == "capture" for p in periods):
+        f["phone_teardown_burst"] = True     # these periods are the bursts themselves
+    else:
+        f["phone_teardown_burst"] = bool(lifecycle_mod.bursts(flows, events, evidence=False)) if n else False
     f["lifecycle_periods"] = len(periods)
     f["lifecycle_from_logs"] = any(p.get("basis") == "log" for p in periods)
     phone_td = tcp & teardown.isin(("rst", "fin")) & (by == "phone")
