@@ -285,13 +285,46 @@ def flows_frame(cols: dict[str, np.ndarray], names: Interner) -> pd.DataFrame:
     return df
 
 
+ENDPOINT_STEP = 262144     # events given their endpoints per step: small temporaries
+
+
+def _endpoints(flows: pd.DataFrame, flow_id, side, kind, icmp_src):
+    """Each event's source and destination (address codes, ports) from its flow and side.
+    An ICMP error travels from its sender back to the host whose packet it quotes."""
+    n = len(flow_id)
+    ids = flows["flow_id"].to_numpy()
+    ini_all = np.asarray(flows["initiator_ip"].array.codes)
+    res_all = np.asarray(flows["responder_ip"].array.codes)
+    iport_all = flows["initiator_port"].to_numpy(np.int32)
+    rport_all = flows["responder_port"].to_numpy(np.int32)
+    src_codes = np.empty(n, ini_all.dtype)
+    dst_codes = np.empty(n, ini_all.dtype)
+    src_port = np.empty(n, np.int32)
+    dst_port = np.empty(n, np.int32)
+    for a in range(0, n, ENDPOINT_STEP):
+        b = min(n, a + ENDPOINT_STEP)
+        row = np.searchsorted(ids, flow_id[a:b])
+        s1 = side[a:b] == 1
+        ini, res = ini_all[row], res_all[row]
+        iport, rport = iport_all[row], rport_all[row]
+        src_codes[a:b] = np.where(s1, res, ini)
+        dst_codes[a:b] = np.where(s1, ini, res)
+        src_port[a:b] = np.where(s1, rport, iport)
+        dst_port[a:b] = np.where(s1, iport, rport)
+        icmp_o = kind[a:b] == F.EV_ICMP_UNREACHABLE
+        if icmp_o.any():
+            dst_codes[a:b] = np.where(icmp_o, src_codes[a:b], dst_codes[a:b])
+            dst_port[a:b] = np.where(icmp_o, src_port[a:b], dst_port[a:b])
+            src_codes[a:b] = np.where(icmp_o, icmp_src[a:b], src_codes[a:b])
+    return src_codes, dst_codes, src_port, dst_port
+
+
 def events_frame(ev: dict[str, np.ndarray], flows: pd.DataFrame, names: Interner) -> pd.DataFrame:
     """Kernel events plus the end-of-flow ones, with the flow's endpoints attached, in frame
     order. `side` is the sending side. Text columns are categoricals: each distinct address
     or detail is formatted once, whatever the number of events. Small integer types keep a
     million events to tens of megabytes."""
-    teardown = flows["teardown"].to_numpy(object)
-    un = flows[(teardown == "syn_unanswered") | (teardown == "udp_unanswered")]
+    un = flows[flows["teardown"].isin(("syn_unanswered", "udp_unanswered")).to_numpy()]
     n_k, n_t = len(ev["frame"]), len(un)
     un_kind = np.where(un["teardown"].to_numpy(object) == "syn_unanswered",
                        KIND_NAMES.index("syn_unanswered"), KIND_NAMES.index("udp_unanswered"))
@@ -313,9 +346,11 @@ def events_frame(ev: dict[str, np.ndarray], flows: pd.DataFrame, names: Interner
     icmp_src = merged(ev.pop("icmp_src"), np.zeros(n_t, np.int32), np.int32)
     ev.pop("frame")
     tail_no = merged(np.full(n_k, -1, np.int32), np.arange(n_t, dtype=np.int32), np.int32)
+    order = None     # merged; let the sort order go
 
     # details: one text per distinct (kind, code, ICMP sender); unanswered ones per flow
     code_key = np.where(tail_no >= 0, tail_no, code).astype(np.int64)
+    del tail_no, code
     packed = (kind.astype(np.int64) << 56) | ((code_key & 0xFFFFFF) << 32) | icmp_src.astype(np.int64)
     del code_key
     inverse, packed_uniq = pd.factorize(packed)
@@ -345,32 +380,15 @@ def events_frame(ev: dict[str, np.ndarray], flows: pd.DataFrame, names: Interner
     detail = _categorical(inverse, texts) if len(inverse) else pd.Categorical([], categories=[""])
     del inverse
 
-    row = np.searchsorted(flows["flow_id"].to_numpy(), flow_id)
-    s1 = side == 1
-    ini_codes = np.asarray(flows["initiator_ip"].array.codes)[row]
-    res_codes = np.asarray(flows["responder_ip"].array.codes)[row]
-    src_codes = np.where(s1, res_codes, ini_codes)
-    dst_codes = np.where(s1, ini_codes, res_codes)
-    del ini_codes, res_codes
-    iport = flows["initiator_port"].to_numpy(np.int32)[row]
-    rport = flows["responder_port"].to_numpy(np.int32)[row]
-    del row
-    src_port = np.where(s1, rport, iport)
-    dst_port = np.where(s1, iport, rport)
-    del iport, rport
+    src_codes, dst_codes, src_port, dst_port = _endpoints(flows, flow_id, side, kind, icmp_src)
     icmp_o = kind == F.EV_ICMP_UNREACHABLE
-    if icmp_o.any():
-        # an ICMP error travels from its sender back to the host whose packet it quotes
-        dst_codes = np.where(icmp_o, src_codes, dst_codes)
-        dst_port = np.where(icmp_o, src_port, dst_port)
-        src_codes = np.where(icmp_o, icmp_src, src_codes)
     categories = flows["initiator_ip"].cat.categories
     events = pd.DataFrame({
         "ts_ns": ts, "frame": frame, "flow_id": flow_id,
         "kind": pd.Categorical.from_codes(kind, categories=KIND_NAMES),
         "side": side,
         "src_ip": pd.Categorical.from_codes(src_codes, categories=categories),
-        "src_port": pd.arrays.IntegerArray(src_port.astype(np.int32, copy=False), icmp_o.copy()),
+        "src_port": pd.arrays.IntegerArray(src_port, icmp_o),
         "dst_ip": pd.Categorical.from_codes(dst_codes, categories=categories),
         "dst_port": dst_port,
         "detail": detail,
