@@ -495,13 +495,20 @@ def seed_table(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | N
 _SEED_COLUMNS = ["first_ts_ns", "syn_count", "teardown", "teardown_by", "teardown_ts_ns"]
 
 
+def _earliest(ts: np.ndarray, mask: np.ndarray) -> int:
+    """Row of the earliest time where mask holds (the first such row on a tie), or -1.
+    Works on arrays: a socket kind can hold most of a million flows, too many to copy."""
+    rows = np.flatnonzero(mask)
+    return int(rows[np.argmin(ts[rows])]) if len(rows) else -1
+
+
 def _first_teardown(kflows: pd.DataFrame) -> int | None:
-    closing = kflows[labels(kflows["teardown"]).isin(("rst", "fin"))]
-    if len(closing) == 0:
+    closing = labels(kflows["teardown"]).isin(("rst", "fin")).to_numpy()
+    if not closing.any():
         return None
-    by_phone = closing[labels(closing["teardown_by"]) == "phone"]
-    pick = by_phone if len(by_phone) else closing
-    return int(pick["teardown_ts_ns"].min())
+    by_phone = closing & (labels(kflows["teardown_by"]) == "phone").to_numpy()
+    ts = kflows["teardown_ts_ns"].to_numpy()
+    return int(ts[by_phone if by_phone.any() else closing].min())
 
 
 def _first_error(rows: pd.DataFrame, after_ns: int | None) -> str | None:
@@ -521,23 +528,24 @@ def _first_error(rows: pd.DataFrame, after_ns: int | None) -> str | None:
 
 
 def _server_error_from_capture(kflows: pd.DataFrame) -> str | None:
-    closing = kflows[labels(kflows["teardown"]).isin(("rst", "fin"))
-                     & (labels(kflows["teardown_by"]) == "phone")]
-    if len(closing) == 0:
+    closing = (labels(kflows["teardown"]).isin(("rst", "fin"))
+               & (labels(kflows["teardown_by"]) == "phone")).to_numpy()
+    first = _earliest(kflows["teardown_ts_ns"].to_numpy(), closing)
+    if first < 0:
         return None
-    first = closing.sort_values("teardown_ts_ns").iloc[0]
-    return "ECONNRESET" if str(first["teardown"]) == "rst" else "EOF"
+    return "ECONNRESET" if str(kflows["teardown"].iat[first]) == "rst" else "EOF"
 
 
 def _reconnect(kflows: pd.DataFrame, kind: str, ref_ns: int | None, klogs: pd.DataFrame) -> tuple[str, str]:
     if ref_ns is None:
         return "n/a", "none"
-    later = kflows[kflows["first_ts_ns"] > ref_ns].sort_values("first_ts_ns")
+    first_ts = kflows["first_ts_ns"].to_numpy()
+    later = first_ts > ref_ns
     if kind != "udp":
-        later = later[later["syn_count"] > 0]
-    if len(later):
-        nxt = later.iloc[0]
-        teardown = str(nxt["teardown"])
+        later &= kflows["syn_count"].to_numpy() > 0
+    nxt = _earliest(first_ts, later)
+    if nxt >= 0:
+        teardown = str(kflows["teardown"].iat[nxt])
         if teardown == "refused" or (kind == "udp" and teardown == "icmp_unreachable"):
             return "refused", "capture"
         if teardown in ("syn_unanswered", "udp_unanswered"):
