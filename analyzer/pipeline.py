@@ -76,12 +76,8 @@ def read_flows(opts: Options, progress: Callable[[int, int], None] | None = None
     info = engine.info if isinstance(engine.info, dict) else engine.info.__dict__
     flag_counts = dict(zip(("syn", "synack", "fin", "rst"), (int(x) for x in table.tcp_flag_counts)))
     peak, names = table.peak_live, table.names
-    # each drain joins many small blocks into whole columns: the blocks' heap pages are
-    # handed back before the next join, and the live-flow table and the reader's batch
-    # arrays go before the frames are built
-    flow_cols = table.drain()
-    memory.release()
-    event_cols = table.drain_events()
+    # the live-flow table and the reader's batch arrays go before the frames are built
+    flow_cols, event_cols = table.drain(), table.drain_events()
     del table, engine
     memory.release()
     flows = labels.flows_frame(flow_cols, names)

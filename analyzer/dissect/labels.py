@@ -14,6 +14,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from analyzer import memory
 from analyzer.dissect import flows as F
 from analyzer.dissect.packets import halves_to_addr
 
@@ -150,6 +151,8 @@ def concat(blocks: list[dict[str, np.ndarray]], empty: dict[str, np.ndarray],
     for key in list(blocks[0]):
         column = np.concatenate([b.pop(key) for b in blocks])
         out[key] = column if order is None else column[order]
+        # the blocks' small arrays live on the heap: hand their pages back column by column
+        memory.release()
     blocks.clear()
     return out
 
