@@ -570,7 +570,9 @@ class FlowTable:
         self.limits[[L_CLOSE_LINGER, L_ATTEMPT, L_UDP, L_TCP_IDLE]] = [
             int(close_linger * 1e9), int(attempt_timeout * 1e9), int(udp_timeout * 1e9),
             int(tcp_idle_timeout * 1e9)]
-        self.limits[L_SHORTEST] = min(x for x in self.limits[:L_SHORTEST] if x > 0)
+        # the TCP idle limit counts only when set; the others always apply
+        active = [L_CLOSE_LINGER, L_ATTEMPT, L_UDP] + ([L_TCP_IDLE] if self.limits[L_TCP_IDLE] > 0 else [])
+        self.limits[L_SHORTEST] = self.limits[active].min()
         self._now = np.iinfo(np.int64).min      # latest packet time seen
         self._unswept = 0                       # packets fed since the last sweep
         self._grow(capacity)
