@@ -44,36 +44,52 @@ class Interner:
         self.hist_code: dict[bytes, int] = {}
         self.hist_text: list[str] = []
         self.hist_rstos0: list[bool] = []
+        # known addresses also as sorted arrays, one pair for hi == 0 (IPv4-mapped ones, and
+        # "none") and one for IPv6 (both halves as one 16-byte key): a block of flows is
+        # coded with binary searches, and only addresses never seen before cost Python
+        self._known = {"v4": (np.zeros(1, np.uint64), np.zeros(1, np.int32)),
+                       "v6": (np.zeros(0, "V16"), np.zeros(0, np.int32))}
 
     def addresses(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-        """(hi, lo) halves -> int32 codes into addr_text."""
+        """(hi, lo) halves -> int32 codes into addr_text. New addresses are numbered as
+        they come: IPv4 in order of first sight, then IPv6 in numeric order."""
         if len(hi) == 0:
             return np.zeros(0, np.int32)
         hi = np.asarray(hi, np.uint64)
         lo = np.asarray(lo, np.uint64)
-        out = np.empty(len(hi), np.int32)
-        # hashing beats sorting; IPv4-mapped addresses (and "none") have hi == 0
         v4 = hi == 0
-        for mask, is_v4 in ((v4, True), (~v4, False)):
-            if not mask.any():
-                continue
-            if is_v4:
-                inverse, uniq = pd.factorize(lo[mask])
-                keys = [(0, int(l)) for l in uniq]
-            else:
-                pairs = np.stack([hi[mask], lo[mask]], axis=1)
-                uniq, inverse = np.unique(pairs, axis=0, return_inverse=True)
-                keys = [(int(h), int(l)) for h, l in uniq]
-            table = np.empty(len(keys), np.int32)
-            for i, key in enumerate(keys):
-                code = self.addr_code.get(key)
-                if code is None:
-                    code = self.addr_code[key] = len(self.addr_text)
-                    self.addr_text.append(halves_to_addr(*key))
-                table[i] = code
-            out[mask] = table[inverse.reshape(-1)]
+        if v4.all():
+            return self._code("v4", lo, None)
+        out = np.empty(len(hi), np.int32)
+        if v4.any():
+            out[v4] = self._code("v4", lo[v4], None)
+        pairs = np.ascontiguousarray(np.stack([hi[~v4], lo[~v4]], axis=1))
+        out[~v4] = self._code("v6", pairs.view("V16").reshape(-1), pairs)
         return out
 
+    def _code(self, family: str, values: np.ndarray, pairs: np.ndarray | None) -> np.ndarray:
+        """Codes for `values` (lo halves, or 16-byte keys with their `pairs` of halves)."""
+        keys, codes = self._known[family]
+        uniq, first = np.unique(values, return_index=True)
+        pos = np.minimum(np.searchsorted(keys, uniq), max(len(keys) - 1, 0))
+        new = np.flatnonzero(keys[pos] != uniq) if len(keys) else np.arange(len(uniq))
+        if len(new):
+            fresh = uniq[new]                       # sorted, as np.insert needs
+            if pairs is None:
+                halves = [(0, int(v)) for v in fresh]
+                order = np.argsort(first[new], kind="stable")      # first sight
+            else:
+                sel = pairs[first[new]]
+                halves = [(int(h), int(l)) for h, l in sel]
+                order = np.lexsort((sel[:, 1], sel[:, 0]))         # numeric (hi, lo)
+            new_codes = np.empty(len(new), np.int32)
+            for i in order:
+                new_codes[i] = self.addr_code[halves[i]] = len(self.addr_text)
+                self.addr_text.append(halves_to_addr(*halves[i]))
+            at = np.searchsorted(keys, fresh)
+            keys, codes = np.insert(keys, at, fresh), np.insert(codes, at, new_codes)
+            self._known[family] = (keys, codes)
+        return codes[np.searchsorted(keys, values)]
 
     def histories(self, FL: np.ndarray, HIST: np.ndarray) -> np.ndarray:
         """History letters -> int32 codes into hist_text."""

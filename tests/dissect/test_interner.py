@@ -1,0 +1,46 @@
+"""The address interner: every (hi, lo) pair gets one code, numbered as addresses arrive,
+and its text; the same whatever the blocks it comes in."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings, strategies as st
+
+from analyzer.dissect.labels import Interner
+from analyzer.dissect.packets import addr_to_halves, halves_to_addr
+
+V4 = [addr_to_halves(f"10.0.{i}.{j}") for i in range(3) for j in range(4)]
+V6 = [addr_to_halves(a) for a in ("::1", "2001:db8::1", "2001:db8::2", "fe80::1",
+                                  "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe")]
+ADDRS = [(0, 0)] + V4 + V6
+
+
+def reference(blocks):
+    """Codes from a plain dict: IPv4 (and none) in order of first sight within a block,
+    then that block's new IPv6 addresses in numeric order."""
+    code, text, out = {(0, 0): 0}, [""], []
+    for block in blocks:
+        fresh4 = [k for k in dict.fromkeys(block) if k[0] == 0 and k not in code]
+        fresh6 = sorted({k for k in block if k[0] != 0 and k not in code})
+        for k in fresh4 + fresh6:
+            code[k] = len(text)
+            text.append(halves_to_addr(*k))
+        out.append([code[k] for k in block])
+    return out, text
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(ADDRS), max_size=40), max_size=8))
+def test_codes_and_texts_match_a_plain_dict(blocks):
+    names = Interner()
+    got = []
+    for block in blocks:
+        hi = np.array([h for h, _ in block], dtype=np.uint64)
+        lo = np.array([l for _, l in block], dtype=np.uint64)
+        got.append(names.addresses(hi, lo).tolist())
+    want, text = reference(blocks)
+    assert got == want
+    assert names.addr_text == text
+    for codes, block in zip(got, blocks):
+        assert [names.addr_text[c] for c in codes] == [halves_to_addr(*k) if k != (0, 0) else ""
+                                                       for k in block]
