@@ -110,6 +110,11 @@ def analyze_main(argv: list[str]) -> int:
     except AnalyzerError as exc:
         print(f"analyze: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        # a file or folder could not be read or written (permissions, a full disk, an --out
+        # below a file): say which and why, in one line
+        print(f"analyze: {exc.filename or out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("analyze: interrupted", file=sys.stderr)
         return 130

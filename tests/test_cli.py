@@ -23,6 +23,15 @@ def test_bad_arguments_are_one_line(tmp_path, capsys, extra, says):
     assert rc == 2 and err.count("\n") == 1 and says in err
 
 
+def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    rc = main([str(SAMPLE / "capture.pcapng"), "--out", str(blocker / "o"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1
+    assert err.startswith(f"analyze: {blocker / 'o'}: ")
+
+
 def test_clock_offset_override_wins(tmp_path):
     import json
     out = tmp_path / "o"
