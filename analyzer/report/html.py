@@ -11,14 +11,13 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from analyzer.logs.errors import ERRNO_TABLE
-from analyzer.report.tables import READABLE_SUMMARY_BYTES
+from analyzer.report.tables import summary_json
 
 MAX_FLOWS = 500
 MAX_EVENTS = 2000
@@ -362,13 +361,9 @@ def render(out_dir, summary: dict, flows: pd.DataFrame, events: pd.DataFrame,
 
 
 def _summary_text(summary: dict, limit: int = 200_000) -> str:
-    """summary.json as the page shows it: indented when small, as summary.json itself is;
-    a big one compact (indenting takes Python's slow encoder), cut at `limit` characters."""
-    data = _jsonable(summary)
-    text = json.dumps(data)
-    if len(text) < READABLE_SUMMARY_BYTES:
-        text = json.dumps(data, indent=1)
-    return text[:limit]
+    """summary.json as the page shows it (indented when small, as the file is), cut at
+    `limit` characters."""
+    return summary_json(_jsonable(summary), indent=1)[:limit]
 
 
 def _jsonable(value):

@@ -164,13 +164,18 @@ def _parquet_writer(path: Path, schema: pa.Schema):
 READABLE_SUMMARY_BYTES = 1 << 20
 
 
-def write_summary(summary: dict, path: Path) -> None:
-    """Indented for reading when it is under 1 MB; a bigger one (a soak test's thousands of
-    periods) is written compact, as indenting needs Python's slow encoder (0.6 s per 4 MB)."""
+def summary_json(summary, indent: int = 2) -> str:
+    """summary.json's text: indented for reading when it is under 1 MB; a bigger one (a soak
+    test's thousands of periods) compact, as indenting needs Python's slow encoder (0.6 s
+    per 4 MB)."""
     text = json.dumps(summary, default=_json_default)
     if len(text) < READABLE_SUMMARY_BYTES:
-        text = json.dumps(summary, indent=2, default=_json_default)
-    path.write_text(text + "\n")
+        text = json.dumps(summary, indent=indent, default=_json_default)
+    return text
+
+
+def write_summary(summary: dict, path: Path) -> None:
+    path.write_text(summary_json(summary) + "\n")
 
 
 def _json_default(value):
