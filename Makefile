@@ -4,8 +4,11 @@ SAMPLES := $(wildcard captures/*/capture.pcap*)
 
 .PHONY: install test demo bench clean
 
+# The kernels are compiled ahead of time when a C compiler is there (docs/performance.md);
+# without one, analyze compiles them with numba on first use, so a failed build is not fatal.
 install:
 	$(PYTHON) -m pip install -q -e '.[test]'
+	-$(PYTHON) -m analyzer.dissect.build_kernels
 
 test:
 	$(PYTHON) -m pytest -q

@@ -19,3 +19,8 @@ class LogError(AnalyzerError):
 
 class RecordError(AnalyzerError):
     """Recording or running a test session failed (no capture rights, no tool...)."""
+
+
+class KernelError(AnalyzerError):
+    """The compiled kernels cannot be used as asked (ANALYZER_KERNELS set to something
+    unknown, or to `compiled` without a current build) or were called with wrong arguments."""

@@ -8,7 +8,8 @@ DECODE_TRUNCATED with whatever was decoded before the cut kept.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from analyzer.dissect.kernels import njit
 
 from analyzer.dissect.packets import (
     DECODE_MALFORMED, DECODE_NOT_IP, DECODE_OK, DECODE_TRUNCATED, DECODE_UNKNOWN_LINK,

@@ -18,7 +18,10 @@ write after a long background period still lands on its connection.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from analyzer.dissect import kernels
+from analyzer.dissect.kernels import njit
+from analyzer.dissect.packets import FLOW_INPUT_COLUMNS
 
 from analyzer.dissect.ports import port_table
 
@@ -601,7 +604,7 @@ class FlowTable:
         while size < 2 * n:
             size <<= 1
         self.index = np.full(size, -1, np.int64)
-        rebuild_index(self.index, self.KEY, self.FL)
+        kernels.rebuild_index(self.index, self.KEY, self.FL)
 
     def feed(self, b: dict[str, np.ndarray]) -> None:
         n = len(b["frame"])
@@ -614,15 +617,12 @@ class FlowTable:
         self.tcp_flag_counts += [np.count_nonzero(syn & ~ackf), np.count_nonzero(syn & ackf),
                                  np.count_nonzero(tcp & ((flags & 0x01) != 0)),
                                  np.count_nonzero(tcp & ((flags & 0x04) != 0))]
+        columns = [b[name] for name in FLOW_INPUT_COLUMNS]
         i = 0
         while i < n:
-            i, code = process_batch(
-                i, n, b["frame"], b["ts_ns"], b["status"], b["fragment"], b["proto"],
-                b["ip_version"], b["src_hi"], b["src_lo"], b["dst_hi"], b["dst_lo"], b["sport"],
-                b["dport"], flags, b["seq"], b["ack"], b["window"], b["payload"], b["icmp_type"],
-                b["icmp_code"], b["q_proto"], b["q_src_hi"], b["q_src_lo"], b["q_dst_hi"],
-                b["q_dst_lo"], b["q_sport"], b["q_dport"], self.KEY, self.FL, self.EP, self.HIST,
-                self.index, self.free, self.C, self.EV, self.likely, self.limits)
+            i, code = kernels.process_batch(
+                i, n, *columns, self.KEY, self.FL, self.EP, self.HIST, self.index, self.free,
+                self.C, self.EV, self.likely, self.limits)
             if code == NEED_SLOTS:
                 self._collect()
                 if self.C[C_NFREE] == 0:
@@ -643,7 +643,7 @@ class FlowTable:
         on when this runs: a packet on a flow that is over starts a new one whenever it
         comes."""
         self._now = max(self._now, now)
-        self.C[C_DETACHED] += mark_idle(self.FL, self.EP, self._now, self.limits)
+        self.C[C_DETACHED] += kernels.mark_idle(self.FL, self.EP, self._now, self.limits)
         self._unswept = 0
 
     def _collect(self) -> None:
@@ -658,7 +658,7 @@ class FlowTable:
         self.free[nfree:nfree + len(slots)] = slots
         self.C[C_NFREE] = nfree + len(slots)
         self.C[C_DETACHED] = 0
-        rebuild_index(self.index, self.KEY, self.FL)
+        kernels.rebuild_index(self.index, self.KEY, self.FL)
 
     def _take_events(self) -> None:
         k = int(self.C[C_EV_N])

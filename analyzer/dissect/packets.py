@@ -39,6 +39,17 @@ PACKET_COLUMNS: dict[str, np.dtype] = {
     "q_sport": np.dtype(np.uint16), "q_dport": np.dtype(np.uint16),
 }
 
+# The packet columns in the order the compiled kernels take them: the scanners fill
+# DECODED_COLUMNS, the flow table reads FLOW_INPUT_COLUMNS.
+DECODED_COLUMNS = (
+    "linktype", "status", "ip_version", "src_hi", "src_lo", "dst_hi", "dst_lo", "proto",
+    "fragment", "sport", "dport", "tcp_flags", "seq", "ack", "window", "payload", "icmp_type",
+    "icmp_code", "q_proto", "q_src_hi", "q_src_lo", "q_dst_hi", "q_dst_lo", "q_sport", "q_dport")
+FLOW_INPUT_COLUMNS = (
+    "frame", "ts_ns", "status", "fragment", "proto", "ip_version", "src_hi", "src_lo", "dst_hi",
+    "dst_lo", "sport", "dport", "tcp_flags", "seq", "ack", "window", "payload", "icmp_type",
+    "icmp_code", "q_proto", "q_src_hi", "q_src_lo", "q_dst_hi", "q_dst_lo", "q_sport", "q_dport")
+
 # status: how far decoding got
 DECODE_OK = 0            # IP packet decoded (L4 fields valid where the protocol has them)
 DECODE_NOT_IP = 1        # link layer decoded, payload is not IPv4/IPv6 (ARP, LLDP...)

@@ -19,8 +19,8 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from analyzer.dissect import decode, records, scan
-from analyzer.dissect.packets import empty_batch
+from analyzer.dissect import decode, kernels, records
+from analyzer.dissect.packets import DECODED_COLUMNS, empty_batch
 from analyzer.exceptions import CaptureError
 
 PCAP_MAGICS = {
@@ -188,6 +188,11 @@ def _tsres_text(raw: int) -> str:
     return f"1e-{raw}"
 
 
+def _caplen_field(buf, pos: int, big: bool) -> int:
+    """A pcap record header's caplen field, for the message about a damaged record."""
+    return int.from_bytes(bytes(buf[pos + 8:pos + 12]), "big" if big else "little")
+
+
 class CaptureReader:
     """Streams a capture file as packet-table batches (dicts of numpy columns)."""
 
@@ -306,7 +311,7 @@ class CaptureReader:
         while True:
             batch = self._new_batch()
             batch["linktype"][:] = linktype
-            n, pos, code, reason = scan.scan_pcap(
+            n, pos, code, reason = kernels.scan_pcap(
                 chunks.buf, 0, len(chunks.buf), big, nanos, hdr_len, max_caplen,
                 self.batch_size, self._off, self._cap, self._wire, self._ts, self._flags,
                 *self._decode_columns(batch))
@@ -315,7 +320,7 @@ class CaptureReader:
                 frame += n
             if code == records.CORRUPT:
                 self._stop_damaged(chunks.base + pos, frame, records.REASONS[reason]
-                                   + f" ({records.rd32(chunks.buf, pos + 8, big)} bytes)")
+                                   + f" ({_caplen_field(chunks.buf, pos, big)} bytes)")
                 return
             chunks.consume(pos)
             if n == self.batch_size:
@@ -372,7 +377,7 @@ class CaptureReader:
                 arrays = self._iface_arrays(ifaces)
             if_snap, if_mode, if_factor, if_off, if_lt = arrays
             batch = self._new_batch()
-            n, pos, code, reason, last_ts = scan.scan_pcapng(
+            n, pos, code, reason, last_ts = kernels.scan_pcapng(
                 chunks.buf, 0, len(chunks.buf), big, len(ifaces), if_snap, if_mode, if_factor,
                 if_off, if_lt, last_ts, self.batch_size, self._off, self._cap, self._wire,
                 self._ts, self._iface, self._flags, skipped, *self._decode_columns(batch))
@@ -554,13 +559,8 @@ class CaptureReader:
 
     @staticmethod
     def _decode_columns(batch):
-        """The batch's columns in the order the scanners take them (linktype first)."""
-        return (batch["linktype"], batch["status"], batch["ip_version"], batch["src_hi"],
-                batch["src_lo"], batch["dst_hi"], batch["dst_lo"], batch["proto"],
-                batch["fragment"], batch["sport"], batch["dport"], batch["tcp_flags"],
-                batch["seq"], batch["ack"], batch["window"], batch["payload"], batch["icmp_type"],
-                batch["icmp_code"], batch["q_proto"], batch["q_src_hi"], batch["q_src_lo"],
-                batch["q_dst_hi"], batch["q_dst_lo"], batch["q_sport"], batch["q_dport"])
+        """The batch's columns in the order the scanners take them."""
+        return tuple(batch[name] for name in DECODED_COLUMNS)
 
     def _finish_batch(self, batch, n: int, frame0: int):
         """Trim a decoded batch to its n rows and fill the record columns."""

@@ -9,7 +9,8 @@ rare and are left to Python: the walker stops in front of them and says so.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from analyzer.dissect.kernels import njit
 
 # Walker return codes
 NEED_MORE = 0     # stopped at an incomplete record (or the output arrays are full)

@@ -8,7 +8,8 @@ reads it once. Captures of millions of packets are memory-bound, so this halves 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from analyzer.dissect.kernels import njit
 
 from analyzer.dissect.decode import decode_batch
 from analyzer.dissect.records import NEED_MORE, walk_pcap, walk_pcapng
