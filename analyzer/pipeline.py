@@ -238,6 +238,7 @@ def run(opts: Options, progress: Callable[[int, int], None] | None = None,
     written.append(schema.SUMMARY_JSON)
     if opts.report:
         stage("drawing the timeline and the report")
+        memory.release()
         from analyzer.report import html, timeline
         timeline.draw(flows, events, logs, periods, opts.out, phone_tz_s=_phone_zone(clocks))
         html.render(opts.out, summary, flows, events, logs)

@@ -147,8 +147,12 @@ class LaneMap:
         fids = np.asarray(fids, dtype=np.int64)
         if len(self.keys) == 0 or len(fids) == 0:
             return np.full(len(fids), -1, dtype=np.int64)
-        pos = np.minimum(np.searchsorted(self.keys, fids), len(self.keys) - 1)
-        return np.where(self.keys[pos] == fids, self.values[pos], -1)
+        pos = np.searchsorted(self.keys, fids)
+        np.minimum(pos, len(self.keys) - 1, out=pos)
+        missing = self.keys[pos] != fids
+        lane = self.values[pos]
+        lane[missing] = -1
+        return lane
 
     def get(self, fid: int, default: int = -1) -> int:
         lane = int(self.lookup(np.array([fid]))[0])
@@ -156,10 +160,16 @@ class LaneMap:
 
 
 def _lanes(flows: pd.DataFrame) -> tuple[list[dict], LaneMap]:
-    """Lanes top to bottom: [{group, label, flows (count), aggregate}], and the lane map."""
+    """Lanes top to bottom: [{group, label, flows (count), aggregate}], and the lane map.
+    Ranked on arrays of row positions: only the few flows that get a lane of their own are
+    taken out of the frame."""
     if not len(flows):
         return [], LaneMap([], [])
-    kinds = socket_kinds(flows).to_numpy()
+    kinds = socket_kinds(flows)
+    kind_code = kinds.cat.codes.to_numpy()
+    kind_names = list(kinds.cat.categories)
+    flow_id = flows["flow_id"].to_numpy(np.int64)
+    first_ts = flows["first_ts_ns"].to_numpy(np.int64)
     total = len(flows)
     lanes: list[dict] = []
     ids: list[np.ndarray] = []
@@ -170,33 +180,36 @@ def _lanes(flows: pd.DataFrame) -> tuple[list[dict], LaneMap]:
         where.append(np.full(len(flow_ids), len(lanes), dtype=np.int64))
         lanes.append(lane | {"flows": len(flow_ids)})
 
-    groups = [g for g in GROUP_ORDER if (kinds == g).any()]
-    for group in groups:
-        sub = flows.loc[kinds == group, _LANE_COLUMNS]
+    if total > MAX_LANES:
+        open_ = (labels(flows["teardown"]) == "open").to_numpy()
+        not_phone = (labels(flows["teardown_by"]) != "phone").to_numpy()
+    for group in GROUP_ORDER:
+        if group not in kind_names:
+            continue
+        rows = np.flatnonzero(kind_code == kind_names.index(group))
+        if not len(rows):
+            continue
         if total <= MAX_LANES:
-            keep, rest = sub, sub.iloc[0:0]
+            keep, rest = rows, rows[:0]
         else:
-            # One lane is kept for the aggregate; the telling flows (ended, by the phone) first.
-            quota = max(1, int(MAX_LANES * len(sub) / total) - 1)
-            rank = pd.DataFrame({
-                "closed": (labels(sub["teardown"]) != "open").to_numpy(),
-                "phone": (labels(sub["teardown_by"]) == "phone").to_numpy(),
-                "ts": sub["first_ts_ns"].to_numpy()}, index=sub.index)
-            order = rank.sort_values(["phone", "closed", "ts"], ascending=[False, False, True]).index
-            keep = sub.loc[order[:quota]]
-            rest = sub.loc[order[quota:]]
-        for row in keep.sort_values("first_ts_ns").itertuples(index=False):
+            # One lane is kept for the aggregate; the telling flows (by the phone, ended,
+            # earliest) first. lexsort is stable and sorts by its last key first.
+            quota = max(1, int(MAX_LANES * len(rows) / total) - 1)
+            order = rows[np.lexsort((first_ts[rows], open_[rows], not_phone[rows]))]
+            keep, rest = order[:quota], order[quota:]
+        keep = keep[np.argsort(first_ts[keep], kind="stable")]
+        for row in flows.iloc[keep][_LANE_COLUMNS].itertuples(index=False):
             add({"group": group, "label": _flow_label(row), "aggregate": False},
                 np.array([row.flow_id], dtype=np.int64))
         if len(rest):
             add({"group": group, "label": f"{len(rest):,} more {group} flows (aggregated)",
-                 "aggregate": True}, rest["flow_id"].to_numpy(np.int64))
+                 "aggregate": True}, flow_id[rest])
     return lanes, LaneMap(ids, where)
 
 
-# what ranking and labelling a lane read: subsets copy only these columns
-_LANE_COLUMNS = ["flow_id", "first_ts_ns", "initiator_ip", "initiator_port", "responder_ip",
-                 "responder_port", "teardown", "teardown_by"]
+# what labelling a lane reads
+_LANE_COLUMNS = ["flow_id", "initiator_ip", "initiator_port", "responder_ip", "responder_port",
+                 "teardown", "teardown_by"]
 
 
 def _flow_label(row) -> str:
@@ -295,17 +308,25 @@ def _thin(x: np.ndarray, keys: np.ndarray, x_max: float, budget: int | None = No
 def _draw_events(ax, events, lane_of, t0, x_max) -> int:
     if not len(events):
         return 0
+    # arrays of the rows that have a lane, not a copy of the frame (a million events)
     fid = events["flow_id"]
-    known = fid.notna().to_numpy()
-    ev = events.loc[known, ["flow_id", "ts_ns", "sender", "kind"]]
-    lane = lane_of.lookup(ev["flow_id"].astype("int64").to_numpy())
-    ok = lane >= 0
-    ev, lane = ev.loc[ok], lane[ok]
-    x = (ev["ts_ns"].to_numpy(np.int64) - t0) / 1e9
-    sender = labels(ev["sender"])
-    offset = np.where((sender == "phone").to_numpy(), UP,
-                      np.where((sender == "server").to_numpy(), DOWN, 0.0))
-    kind = labels(ev["kind"])
+    if fid.isna().any():
+        candidates = np.flatnonzero(fid.notna().to_numpy())
+        lane = lane_of.lookup(fid.iloc[candidates].to_numpy(np.int64))
+    else:
+        candidates = None
+        lane = lane_of.lookup(fid.to_numpy(np.int64))
+    has_lane = lane >= 0
+    rows = np.flatnonzero(has_lane) if candidates is None else candidates[has_lane]
+    lane = lane[has_lane]
+    since = events["ts_ns"].to_numpy(np.int64)[rows]
+    since -= t0
+    x = since / 1e9
+    del since
+    sender = labels(events["sender"])
+    offset = np.where((sender == "phone").to_numpy()[rows], UP,
+                      np.where((sender == "server").to_numpy()[rows], DOWN, 0.0))
+    kind = labels(events["kind"]).iloc[rows]
     present = {k: np.flatnonzero((kind == k).to_numpy()) for k in EVENT_STYLE}
     drawn = 0
     budget = MAX_MARKERS // max(1, sum(1 for sel in present.values() if len(sel)))
