@@ -189,6 +189,7 @@ def run(opts: Options, progress: Callable[[int, int], None] | None = None,
         if not phones and len(flows):
             warnings.append(f"phone not identified ({how})")
     phone_rules.attribute(flows, events, phones)
+    memory.release()
 
     stage("aligning log clocks and matching lines to flows")
     logs, clocks = _align(opts, logfiles, flows, events, phones, info)

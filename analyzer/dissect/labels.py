@@ -30,7 +30,8 @@ def _categorical(codes: np.ndarray, labels) -> pd.Categorical:
     labels = list(labels)
     uniq = list(dict.fromkeys(labels))
     if len(uniq) != len(labels):
-        remap = np.array([uniq.index(x) for x in labels], dtype=np.int64)
+        position = {label: i for i, label in enumerate(uniq)}
+        remap = np.array([position[x] for x in labels], dtype=np.int64)
         codes = remap[codes]
     return pd.Categorical.from_codes(np.asarray(codes, dtype=np.int64), categories=uniq)
 
@@ -304,7 +305,29 @@ def flows_frame(cols: dict[str, np.ndarray], names: Interner) -> pd.DataFrame:
     return df
 
 
-ENDPOINT_STEP = 262144     # events given their endpoints per step: small temporaries
+ENDPOINT_STEP = 262144     # events given their endpoints (and details) per step: small temporaries
+
+
+def _factorize_details(kind, code, icmp_src, tail_no):
+    """pd.factorize of each event's detail key, (kind, code or unanswered-flow number, ICMP
+    sender) packed in an int64, in steps: one hash table over a million events would take
+    ~45 MB for a few hundred distinct keys. Same codes and uniques as one factorize."""
+    n = len(kind)
+    codes = np.empty(n, np.int64)
+    seen = pd.Index(np.empty(0, np.int64))
+    for a in range(0, n, ENDPOINT_STEP):
+        b = min(n, a + ENDPOINT_STEP)
+        key = np.where(tail_no[a:b] >= 0, tail_no[a:b], code[a:b]).astype(np.int64)
+        packed = (kind[a:b].astype(np.int64) << 56) | ((key & 0xFFFFFF) << 32) \
+            | icmp_src[a:b].astype(np.int64)
+        local, uniques = pd.factorize(packed)
+        where = seen.get_indexer(uniques)
+        new = where < 0
+        if new.any():
+            where[new] = len(seen) + np.arange(int(new.sum()))
+            seen = seen.append(pd.Index(uniques[new]))
+        codes[a:b] = where[local]
+    return codes, seen.to_numpy(np.int64)
 
 
 def _endpoints(flows: pd.DataFrame, flow_id, side, kind, icmp_src):
@@ -368,12 +391,8 @@ def events_frame(ev: dict[str, np.ndarray], flows: pd.DataFrame, names: Interner
     order = None     # merged; let the sort order go
 
     # details: one text per distinct (kind, code, ICMP sender); unanswered ones per flow
-    code_key = np.where(tail_no >= 0, tail_no, code).astype(np.int64)
+    inverse, packed_uniq = _factorize_details(kind, code, icmp_src, tail_no)
     del tail_no, code
-    packed = (kind.astype(np.int64) << 56) | ((code_key & 0xFFFFFF) << 32) | icmp_src.astype(np.int64)
-    del code_key
-    inverse, packed_uniq = pd.factorize(packed)
-    del packed
     # an unanswered flow's first packet is its first SYN or datagram
     span = ((un["teardown_ts_ns"] - un["first_ts_ns"]) / 1e9).to_numpy()
     syns = un["syn_count"].to_numpy()

@@ -80,8 +80,11 @@ def phones_from_logs(flows: pd.DataFrame, log_events: list[pd.DataFrame]) -> tup
 def _codes(column: pd.Series, categories: pd.Index) -> np.ndarray:
     """Codes of a text column against `categories` (-1 where absent)."""
     if isinstance(column.dtype, pd.CategoricalDtype) and column.cat.categories.equals(categories):
-        return np.asarray(column.cat.codes, dtype=np.int64)
+        return column.cat.codes.to_numpy()      # int16 or int32: no widened copy
     return categories.get_indexer(column.astype(object).fillna(""))
+
+
+STEP = 262144      # events attributed per step
 
 
 def attribute(flows: pd.DataFrame, events: pd.DataFrame, phones: list[str]) -> None:
@@ -114,11 +117,17 @@ def attribute(flows: pd.DataFrame, events: pd.DataFrame, phones: list[str]) -> N
     flows["teardown_by"] = pd.Categorical.from_codes(by, categories=SENDERS)
 
     if len(events):
-        row = np.searchsorted(flows["flow_id"].to_numpy(), events["flow_id"].to_numpy())
-        src = _codes(events["src_ip"], categories)
-        src_p = phone_at(src)
-        from_end = (src == ini[row]) | (src == res[row])
-        sender = np.select([src_p, has_phone[row] & from_end], [0, 1], 2).astype(np.int8)
+        flow_ids = flows["flow_id"].to_numpy()
+        event_flow = events["flow_id"].to_numpy()
+        src_all = _codes(events["src_ip"], categories)
+        sender = np.empty(len(events), np.int8)
+        # in steps: a million events would otherwise take ~60 MB of temporaries here
+        for a in range(0, len(events), STEP):
+            b = min(len(events), a + STEP)
+            row = np.searchsorted(flow_ids, event_flow[a:b])
+            src = src_all[a:b]
+            from_end = (src == ini[row]) | (src == res[row])
+            sender[a:b] = np.select([phone_at(src), has_phone[row] & from_end], [0, 1], 2)
         events["sender"] = pd.Categorical.from_codes(sender, categories=SENDERS)
     else:
         events["sender"] = pd.Categorical([], categories=SENDERS)

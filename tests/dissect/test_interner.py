@@ -44,3 +44,29 @@ def test_codes_and_texts_match_a_plain_dict(blocks):
     for codes, block in zip(got, blocks):
         assert [names.addr_text[c] for c in codes] == [halves_to_addr(*k) if k != (0, 0) else ""
                                                        for k in block]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10), st.integers(0, 5), st.integers(0, 3),
+                          st.integers(-1, 4)), min_size=0, max_size=60),
+       st.integers(1, 9))
+def test_details_factorized_in_steps_equal_one_factorize(rows, step):
+    """The event details' codes come out of small steps exactly as one pd.factorize would."""
+    import pandas as pd
+
+    from analyzer.dissect import labels
+    kind = np.array([r[0] for r in rows], np.int8)
+    code = np.array([r[1] for r in rows], np.int32)
+    icmp_src = np.array([r[2] for r in rows], np.int32)
+    tail_no = np.array([r[3] for r in rows], np.int32)
+    key = np.where(tail_no >= 0, tail_no, code).astype(np.int64)
+    packed = (kind.astype(np.int64) << 56) | ((key & 0xFFFFFF) << 32) | icmp_src.astype(np.int64)
+    want_codes, want_uniques = pd.factorize(packed)
+    saved = labels.ENDPOINT_STEP
+    labels.ENDPOINT_STEP = step
+    try:
+        codes, uniques = labels._factorize_details(kind, code, icmp_src, tail_no)
+    finally:
+        labels.ENDPOINT_STEP = saved
+    assert codes.tolist() == want_codes.tolist()
+    assert uniques.tolist() == want_uniques.tolist()
