@@ -159,38 +159,65 @@ def frame_evidence(frame: int, flow_id: int, kind: str, sender: str, ts_ns: int)
             "sender": str(sender), "ts_ns": int(ts_ns), "filter": f"frame.number == {int(frame)}"}
 
 
-# what evidence and the period search read of a flow: subsets copy only these columns
+# what evidence reads of a flow (signatures takes its subsets with these columns too)
 EVIDENCE_COLUMNS = ["flow_id", "first_ts_ns", "teardown", "teardown_by", "teardown_frame",
                     "teardown_ts_ns"]
 
 
-def _phone_teardown_table(flows: pd.DataFrame) -> pd.DataFrame:
-    if flows is None or len(flows) == 0:
-        return flows.iloc[0:0] if flows is not None else pd.DataFrame()
+def _ordered(mask: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the rows in `mask`, ordered by `ts` (stable), and their times: the
+    period search needs only these, not a copy of the rows."""
+    rows = np.flatnonzero(mask)
+    times = ts[rows]
+    order = np.argsort(times, kind="stable")
+    return rows[order], times[order]
+
+
+def _phone_teardowns(flows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The TCP flows the phone reset or closed: positions by teardown time, and the times."""
     mask = (labels(flows["teardown"]).isin(_PHONE_TEARDOWNS)
             & (labels(flows["teardown_by"]) == "phone")
-            & (lowered(flows["proto"]) == "tcp"))
-    return flows.loc[mask, EVIDENCE_COLUMNS].sort_values("teardown_ts_ns", kind="stable")
+            & (lowered(flows["proto"]) == "tcp")).to_numpy()
+    return _ordered(mask, flows["teardown_ts_ns"].to_numpy(np.int64))
 
 
 def _phone_teardowns_between(flows, start_ns: int, end_ns: int | None) -> list[dict]:
-    table = _phone_teardown_table(flows)
-    if len(table) == 0:
+    if flows is None or len(flows) == 0:
         return []
-    ts = table["teardown_ts_ns"].to_numpy(np.int64)
+    rows, ts = _phone_teardowns(flows)
     mask = ts >= start_ns
     if end_ns is not None:
         mask &= ts <= end_ns
-    return [frame_evidence(r.teardown_frame, r.flow_id, r.teardown, "phone", r.teardown_ts_ns)
-            for r in table.loc[mask].head(MAX_EVIDENCE).itertuples(index=False)]
+    return _frame_evidence_at(_evidence_source(flows), rows[mask][:MAX_EVIDENCE], True)
 
 
-def _listener_failures(flows: pd.DataFrame) -> pd.DataFrame:
-    """SYNs to the phone's listener that were refused or went unanswered."""
+def _listener_failures(flows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """SYNs to the phone's listener that were refused or went unanswered: positions by
+    first time, and the times."""
     mask = ((labels(flows["phone_role"]) == "responder")
             & (lowered(flows["proto"]) == "tcp")
-            & labels(flows["teardown"]).isin(_LISTENER_FAILURES))
-    return flows.loc[mask, EVIDENCE_COLUMNS].sort_values("first_ts_ns", kind="stable")
+            & labels(flows["teardown"]).isin(_LISTENER_FAILURES)).to_numpy()
+    return _ordered(mask, flows["first_ts_ns"].to_numpy(np.int64))
+
+
+_EVIDENCE_SOURCE = ("teardown_frame", "flow_id", "teardown", "teardown_by", "teardown_ts_ns")
+
+
+def _evidence_source(flows: pd.DataFrame) -> dict:
+    """The columns evidence is read from, as the frame's own arrays (no copies)."""
+    return {c: flows[c].array for c in _EVIDENCE_SOURCE}
+
+
+def _frame_evidence_at(source: dict, rows: np.ndarray, by_phone) -> list[dict]:
+    """Frame evidence for the flows at these positions. The sender is the phone where
+    `by_phone` is True (one bool for all, or one per row), else the flow's teardown_by."""
+    if len(rows) == 0:
+        return []
+    col = {c: a.take(rows).tolist() for c, a in source.items()}
+    phone = np.broadcast_to(np.asarray(by_phone, dtype=bool), len(rows))
+    senders = ["phone" if p else by for p, by in zip(phone.tolist(), col["teardown_by"])]
+    return [frame_evidence(*values) for values in zip(
+        col["teardown_frame"], col["flow_id"], col["teardown"], senders, col["teardown_ts_ns"])]
 
 
 def _signs_of_life(flows: pd.DataFrame, events: pd.DataFrame) -> np.ndarray:
@@ -218,15 +245,13 @@ def bursts(flows: pd.DataFrame, events: pd.DataFrame, window_s: float = BURST_WI
     thousands of periods would otherwise hold tens of MB of evidence)."""
     if flows is None or len(flows) == 0:
         return []
-    table = _phone_teardown_table(flows)
-    if len(table) == 0:
+    phone_rows, ts = _phone_teardowns(flows)
+    if len(ts) == 0:
         return []
-    failures = _listener_failures(flows)
-    fail_ts = failures["first_ts_ns"].to_numpy(np.int64)        # sorted by first_ts_ns
+    fail_rows, fail_ts = _listener_failures(flows)
     life = _signs_of_life(flows, events)
     window = int(window_s * 1e9)
     follow_window = int(FOLLOW_WINDOW_S * 1e9)
-    ts = table["teardown_ts_ns"].to_numpy(np.int64)
 
     found: list[dict] = []
     ranges: list[list[tuple]] = []      # per period: (rows, lo, hi) ranges, in order
@@ -252,30 +277,32 @@ def bursts(flows: pd.DataFrame, events: pd.DataFrame, window_s: float = BURST_WI
         i = j + 1
     if evidence:
         cap = TRIMMED_EVIDENCE if len(found) > MANY_PERIODS else MAX_EVIDENCE
-        rows = {"phone": _evidence_columns(table, "phone"), "follow": _evidence_columns(failures)}
-        for period, pieces in zip(found, ranges):
-            period["evidence"] = _range_evidence(rows, pieces, cap)
+        _write_evidence(flows, found, ranges, {"phone": phone_rows, "follow": fail_rows}, cap)
     return found
 
 
-def _evidence_columns(table: pd.DataFrame, sender: str | None = None) -> dict:
-    """The columns frame evidence is made of, as arrays (row access on a frame is slow)."""
-    cols = {c: table[c].to_numpy() for c in ("teardown_frame", "flow_id", "teardown", "teardown_ts_ns")}
-    cols["sender"] = np.full(len(table), sender, dtype=object) if sender else table["teardown_by"].to_numpy()
-    return cols
-
-
-def _range_evidence(rows: dict, pieces: list[tuple], cap: int) -> list[dict]:
-    """Frame evidence for row ranges of the phone-teardown and listener-failure tables."""
-    out: list[dict] = []
-    for which, lo, hi in pieces:
-        c = rows[which]
-        for k in range(lo, min(hi, lo + cap - len(out))):
-            out.append(frame_evidence(c["teardown_frame"][k], c["flow_id"][k], c["teardown"][k],
-                                      str(c["sender"][k]), c["teardown_ts_ns"][k]))
-        if len(out) >= cap:
-            break
-    return out
+def _write_evidence(flows: pd.DataFrame, found: list[dict], ranges: list[list[tuple]],
+                    rows: dict, cap: int) -> None:
+    """Each period's evidence from its row ranges, at most `cap` items: the phone's
+    teardowns (sender: the phone), then the listener failures (sender: as attributed). The
+    rows of every period are read from the frame in one go: thousands of periods are common."""
+    picks, counts, phone = [], [], []
+    for pieces in ranges:
+        taken = 0
+        for which, lo, hi in pieces:
+            take = rows[which][lo:min(hi, lo + cap - taken)]
+            picks.append(take)
+            phone.append(np.full(len(take), which == "phone"))
+            taken += len(take)
+            if taken >= cap:
+                break
+        counts.append(taken)
+    every = _frame_evidence_at(_evidence_source(flows), np.concatenate(picks) if picks else
+                               np.empty(0, np.int64), np.concatenate(phone) if phone else None)
+    start = 0
+    for period, count in zip(found, counts):
+        period["evidence"] = every[start:start + count]
+        start += count
 
 
 def in_periods(ts_ns, found: list[dict], slack_s: float = 0.0) -> np.ndarray:
