@@ -382,6 +382,10 @@ def tool_versions() -> dict:
                                               capture_output=True, text=True).stdout.strip()
     except OSError:
         pass
+    # prebuilt kernels or numba's JIT: ~140 MB and ~0.8 s apart (docs/performance.md)
+    mode = subprocess.run([sys.executable, "-c", "from analyzer.dissect import kernels; print(kernels.MODE)"],
+                          capture_output=True, text=True)
+    v["analyzer_kernels"] = mode.stdout.strip() or mode.stderr.strip().splitlines()[-1:]
     return v
 
 
@@ -449,15 +453,15 @@ def main(argv=None) -> int:
                     help="the analyze executable (default: the console script beside this "
                          "Python, else `analyze` on PATH)")
     ap.add_argument("--tools", default="analyze,analyze-tables,tshark,dpkt",
-                    help="subset of analyze,tshark,dpkt to measure")
+                    help="subset of analyze,analyze-tables,tshark,dpkt to measure")
     args = ap.parse_args(argv)
 
     os.makedirs(args.workdir, exist_ok=True)
     labels = [s.strip() for s in args.sizes.split(",") if s.strip()]
     sizes_n = {lab: gen_capture.parse_count(lab) for lab in labels}
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
-    if args.skip_analyze and "analyze" in tools:
-        tools.remove("analyze")
+    if args.skip_analyze:
+        tools = [t for t in tools if t not in ("analyze", "analyze-tables")]
     analyze_exe = args.analyze_exe or find_analyze()
     if "analyze" in tools and analyze_exe is None:
         print("analyze: console script not found on PATH (pip install -e .); "
@@ -471,6 +475,7 @@ def main(argv=None) -> int:
                "versions": tool_versions(), "targets": {"pps_10m": TARGET_PPS,
                                                         "peak_rss_mb": TARGET_RSS_MB},
                "sizes": {}}
+    print(f"analyzer kernels: {results['versions']['analyzer_kernels']}", flush=True)
     out_json = os.path.join(args.workdir, "results.json")
     notes = []
     for label in labels:
