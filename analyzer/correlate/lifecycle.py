@@ -208,6 +208,11 @@ def _evidence_source(flows: pd.DataFrame) -> dict:
     return {c: flows[c].array for c in _EVIDENCE_SOURCE}
 
 
+def frame_evidence_of(flows: pd.DataFrame, rows: np.ndarray) -> list[dict]:
+    """Frame evidence for the flows at these positions (senders as attributed)."""
+    return _frame_evidence_at(_evidence_source(flows), rows, False)
+
+
 def _frame_evidence_at(source: dict, rows: np.ndarray, by_phone) -> list[dict]:
     """Frame evidence for the flows at these positions. The sender is the phone where
     `by_phone` is True (one bool for all, or one per row), else the flow's teardown_by."""
@@ -318,5 +323,9 @@ def in_periods(ts_ns, found: list[dict], slack_s: float = 0.0) -> np.ndarray:
     ends = np.array([never if p["end_ns"] is None else p["end_ns"] for p in found], dtype=np.int64)
     order = np.argsort(starts, kind="stable")
     starts, reach = starts[order], np.maximum.accumulate(ends[order])
-    idx = np.searchsorted(starts, ts, side="right") - 1
-    return (idx >= 0) & (ts <= reach[np.maximum(idx, 0)])
+    idx = np.searchsorted(starts, ts, side="right")
+    inside = idx > 0                    # some period starts at or before the time
+    idx -= 1
+    np.maximum(idx, 0, out=idx)
+    inside &= ts <= reach[idx]
+    return inside

@@ -381,16 +381,18 @@ def _flow_verdicts(flows, logs, periods, ranked, min_score) -> tuple[list[dict],
     if flows is None or len(flows) == 0:
         return [], 0
     attrs = _flow_attrs(flows, periods)
-    behaviour = np.full(len(flows), None, dtype=object)
+    # each flow's signature as its number in `ranked` (-1: none), not a column of strings
+    assigned = np.full(len(flows), -1, dtype=np.int32)
     confidence = np.zeros(len(flows))
     # The session's best explanation first, then the others in score order.
-    for s, _, sig, _ in ranked:
+    for number, (s, _, sig, _) in enumerate(ranked):
         for pattern in sig.get("flow", []):
-            mask = _pattern_mask(pattern, attrs) & (behaviour == None)  # noqa: E711
-            behaviour[mask] = sig["id"]
+            mask = _pattern_mask(pattern, attrs)
+            mask &= assigned < 0
+            assigned[mask] = number
             # A signature the session rules out still names a flow, with low confidence.
             confidence[mask] = round(s if s >= min_score else 0.3 * max(s, 0.5), 2)
-    explained = (behaviour != None) | (attrs["teardown"].to_numpy() != "open")  # noqa: E711
+    explained = (attrs["teardown"] != "open").to_numpy() | (assigned >= 0)
     idx = np.flatnonzero(explained)
     omitted = max(0, len(idx) - MAX_FLOW_VERDICTS)
     idx = idx[:MAX_FLOW_VERDICTS]
@@ -407,9 +409,10 @@ def _flow_verdicts(flows, logs, periods, ranked, min_score) -> tuple[list[dict],
             evidence.append(lifecycle_mod.frame_evidence(row.teardown_frame, row.flow_id, row.teardown,
                                                          row.teardown_by, row.teardown_ts_ns))
         evidence += log_by_flow.get(int(row.flow_id), [])
+        number = assigned[pos]
         out.append({"flow_id": int(row.flow_id), "kind": attrs["kind"].iat[pos],
-                    "behaviour": behaviour[pos] or "unknown",
-                    "confidence": float(confidence[pos]) if behaviour[pos] else 0.0,
+                    "behaviour": ranked[number][2]["id"] if number >= 0 else "unknown",
+                    "confidence": float(confidence[pos]) if number >= 0 else 0.0,
                     "evidence": evidence})
     return out, omitted
 
@@ -422,10 +425,10 @@ def _session_evidence(sig: dict, flows, logs: pd.DataFrame, periods: list[dict])
         for pattern in sig.get("flow", []):
             mask |= _pattern_mask(pattern, attrs)
         mask &= (labels(flows["teardown"]) != "open").to_numpy()
-        closed = flows.loc[mask, lifecycle_mod.EVIDENCE_COLUMNS]
-        for row in closed.sort_values("teardown_ts_ns").head(MAX_SESSION_EVIDENCE // 2).itertuples(index=False):
-            evidence.append(lifecycle_mod.frame_evidence(row.teardown_frame, row.flow_id, row.teardown,
-                                                         row.teardown_by, row.teardown_ts_ns))
+        # the earliest teardowns, by position: no copy of the matching rows
+        rows = np.flatnonzero(mask)
+        first = np.argsort(flows["teardown_ts_ns"].to_numpy()[rows], kind="quicksort")
+        evidence += lifecycle_mod.frame_evidence_of(flows, rows[first[:MAX_SESSION_EVIDENCE // 2]])
     wanted = set(sig.get("evidence_errnos", []))
     if len(logs) and wanted:
         hits = logs[text(logs["errno"]).isin(wanted)]
