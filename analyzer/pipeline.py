@@ -204,6 +204,7 @@ def run(opts: Options, progress: Callable[[int, int], None] | None = None,
     try:
         sigs = signatures.load_signatures(opts.signatures)
         periods = lifecycle.periods(flows, events, logs, phones, patterns=opts.lifecycle_patterns or None)
+        memory.release()      # the period search's temporaries, before the verdict's
         verdicts = signatures.judge(flows, events, logs, periods, phones, sigs)
     except ValueError as exc:
         writing.result()      # the tables are finished (or their error raised) first

@@ -225,9 +225,16 @@ def features(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | Non
     f["clean_close_share"] = (float((labels(flows.loc[fin_closed, "conn_state"]) == "SF").mean())
                               if count(fin_closed) else 0.0)
     if n:
-        packets = (flows["packets_i2r"] + flows["packets_r2i"]).to_numpy(np.int64)
-        span = (flows["teardown_ts_ns"] - flows["first_ts_ns"]).to_numpy(np.int64) / 1e9
-        gap = span / np.maximum(packets - 1, 1)
+        # in place: each temporary here is as long as the flows table
+        packets = flows["packets_i2r"].to_numpy(np.int64, copy=True)
+        packets += flows["packets_r2i"].to_numpy()
+        packets -= 1
+        np.maximum(packets, 1, out=packets)
+        span = flows["teardown_ts_ns"].to_numpy(np.int64, copy=True)
+        span -= flows["first_ts_ns"].to_numpy(np.int64)
+        gap = span / 1e9
+        del span
+        gap /= packets
         f["server_rst_after_idle"] = count(tcp & (teardown == "rst") & (by == "server") & (gap >= IDLE_S))
     else:
         f["server_rst_after_idle"] = 0

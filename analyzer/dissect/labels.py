@@ -367,10 +367,10 @@ def events_frame(ev: dict[str, np.ndarray], flows: pd.DataFrame, names: Interner
     or detail is formatted once, whatever the number of events. Small integer types keep a
     million events to tens of megabytes."""
     un = flows[flows["teardown"].isin(("syn_unanswered", "udp_unanswered")).to_numpy()]
-    n_k, n_t = len(ev["frame"]), len(un)
+    n_k, n_t = len(ev["ts_ns"]), len(un)
     un_kind = np.where(un["teardown"].to_numpy(object) == "syn_unanswered",
                        KIND_NAMES.index("syn_unanswered"), KIND_NAMES.index("udp_unanswered"))
-    frame = np.concatenate([ev["frame"], un["teardown_frame"].to_numpy(np.int64)])
+    frame = np.concatenate([ev.pop("frame"), un["teardown_frame"].to_numpy(np.int64)])
     # kernel events come in frame order; a stable sort merges the end-of-flow ones in cheaply
     order = np.argsort(frame, kind="stable") if n_t else None
 
@@ -386,7 +386,6 @@ def events_frame(ev: dict[str, np.ndarray], flows: pd.DataFrame, names: Interner
     side = merged(ev.pop("side"), np.zeros(n_t, np.int8), np.int8)
     code = merged(ev.pop("code"), np.zeros(n_t, np.int32), np.int32)
     icmp_src = merged(ev.pop("icmp_src"), np.zeros(n_t, np.int32), np.int32)
-    ev.pop("frame")
     tail_no = merged(np.full(n_k, -1, np.int32), np.arange(n_t, dtype=np.int32), np.int32)
     order = None     # merged; let the sort order go
 
