@@ -2,7 +2,7 @@
 
 Writes `_kernels<ext>` and its stamp `_kernels.json` beside analyzer/dissect/kernels.py (or
 into --out), from the numba source in records, decode, scan and flows, with the signatures
-kernels.SIGNATURES states. Needs numba and a C compiler; takes ~10 s. `make install` runs it.
+kernels.SIGNATURES states. Needs numba and a C compiler; takes 10-20 s. `make install` runs it.
 Exit status 0 when built, 1 (with one line on stderr) when it could not be.
 """
 
