@@ -9,7 +9,7 @@ Without it, or when the source changed after the build, numba compiles the kerne
 use and caches them, as before. The results are the same either way (tests compare them).
 
 ANALYZER_KERNELS=jit forces numba's JIT; ANALYZER_KERNELS=compiled makes a missing or stale
-build an error instead of a fallback (CI sets it, so a broken build cannot pass unseen).
+build an error instead of a fallback. (CI runs the build and fails if it fails.)
 
 Python calls the kernels only through this module. Every call's arguments are checked
 against SIGNATURES, the one statement of what each kernel takes: the compiled module checks
