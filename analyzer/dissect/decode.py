@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from analyzer.dissect.kernels import njit
-
 from analyzer.dissect.packets import (
     DECODE_MALFORMED, DECODE_NOT_IP, DECODE_OK, DECODE_TRUNCATED, DECODE_UNKNOWN_LINK,
     FRAG_FIRST, FRAG_LATER, FRAG_NONE,

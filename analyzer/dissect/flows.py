@@ -22,7 +22,6 @@ import numpy as np
 from analyzer.dissect import kernels
 from analyzer.dissect.kernels import njit
 from analyzer.dissect.packets import FLOW_INPUT_COLUMNS
-
 from analyzer.dissect.ports import port_table
 
 # Zeek's TCP endpoint states

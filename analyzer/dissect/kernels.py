@@ -11,7 +11,7 @@ use and caches them, as before. The results are the same either way (tests compa
 ANALYZER_KERNELS=jit forces numba's JIT; ANALYZER_KERNELS=compiled makes a missing or stale
 build an error instead of a fallback. (CI runs the build and fails if it fails.)
 
-Python calls the kernels only through this module. Every call's arguments are checked
+Python calls these five kernels only through this module. Every call's arguments are checked
 against SIGNATURES, the one statement of what each kernel takes: the compiled module checks
 no more than each array's item size, and a wrong dtype would otherwise be read as garbage.
 """
@@ -169,14 +169,10 @@ def _kernel(name: str):
     return call
 
 
-_bound: dict = {}
-
-
 def __getattr__(name: str):
-    """kernels.scan_pcap and the others, bound on first use (in JIT mode, importing the
-    source modules here would be circular)."""
+    """kernels.scan_pcap and the others, bound on first use and kept as module attributes
+    (in JIT mode, importing the source modules at import time would be circular)."""
     if name not in SIGNATURES:
         raise AttributeError(name)
-    if name not in _bound:
-        _bound[name] = _kernel(name)
-    return _bound[name]
+    globals()[name] = bound = _kernel(name)
+    return bound

@@ -188,11 +188,6 @@ def _tsres_text(raw: int) -> str:
     return f"1e-{raw}"
 
 
-def _caplen_field(buf, pos: int, big: bool) -> int:
-    """A pcap record header's caplen field, for the message about a damaged record."""
-    return int.from_bytes(bytes(buf[pos + 8:pos + 12]), "big" if big else "little")
-
-
 class CaptureReader:
     """Streams a capture file as packet-table batches (dicts of numpy columns)."""
 
@@ -320,7 +315,7 @@ class CaptureReader:
                 frame += n
             if code == records.CORRUPT:
                 self._stop_damaged(chunks.base + pos, frame, records.REASONS[reason]
-                                   + f" ({_caplen_field(chunks.buf, pos, big)} bytes)")
+                                   + f" ({records.rd32(chunks.buf, pos + 8, big)} bytes)")
                 return
             chunks.consume(pos)
             if n == self.batch_size:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 
 from analyzer.dissect.kernels import njit
-
 from analyzer.dissect.decode import decode_batch
 from analyzer.dissect.records import NEED_MORE, walk_pcap, walk_pcapng
 
