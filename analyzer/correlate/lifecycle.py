@@ -159,11 +159,6 @@ def frame_evidence(frame: int, flow_id: int, kind: str, sender: str, ts_ns: int)
             "sender": str(sender), "ts_ns": int(ts_ns), "filter": f"frame.number == {int(frame)}"}
 
 
-# what evidence reads of a flow (signatures takes its subsets with these columns too)
-EVIDENCE_COLUMNS = ["flow_id", "first_ts_ns", "teardown", "teardown_by", "teardown_frame",
-                    "teardown_ts_ns"]
-
-
 def _ordered(mask: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Positions of the rows in `mask`, ordered by `ts` (stable), and their times: the
     period search needs only these, not a copy of the rows."""
@@ -188,7 +183,7 @@ def _phone_teardowns_between(flows, start_ns: int, end_ns: int | None) -> list[d
     mask = ts >= start_ns
     if end_ns is not None:
         mask &= ts <= end_ns
-    return _frame_evidence_at(_evidence_source(flows), rows[mask][:MAX_EVIDENCE], True)
+    return frame_evidence_at(flows, rows[mask][:MAX_EVIDENCE], True)
 
 
 def _listener_failures(flows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -200,25 +195,14 @@ def _listener_failures(flows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return _ordered(mask, flows["first_ts_ns"].to_numpy(np.int64))
 
 
-_EVIDENCE_SOURCE = ("teardown_frame", "flow_id", "teardown", "teardown_by", "teardown_ts_ns")
-
-
-def _evidence_source(flows: pd.DataFrame) -> dict:
-    """The columns evidence is read from, as the frame's own arrays (no copies)."""
-    return {c: flows[c].array for c in _EVIDENCE_SOURCE}
-
-
-def frame_evidence_of(flows: pd.DataFrame, rows: np.ndarray) -> list[dict]:
-    """Frame evidence for the flows at these positions (senders as attributed)."""
-    return _frame_evidence_at(_evidence_source(flows), rows, False)
-
-
-def _frame_evidence_at(source: dict, rows: np.ndarray, by_phone) -> list[dict]:
-    """Frame evidence for the flows at these positions. The sender is the phone where
-    `by_phone` is True (one bool for all, or one per row), else the flow's teardown_by."""
+def frame_evidence_at(flows: pd.DataFrame, rows: np.ndarray, by_phone=False) -> list[dict]:
+    """Frame evidence for the flows at these positions, read straight from the frame's
+    arrays. The sender is the phone where `by_phone` is True (one bool for all, or one per
+    row), else the flow's teardown_by."""
     if len(rows) == 0:
         return []
-    col = {c: a.take(rows).tolist() for c, a in source.items()}
+    col = {c: flows[c].array.take(rows).tolist()
+           for c in ("teardown_frame", "flow_id", "teardown", "teardown_by", "teardown_ts_ns")}
     phone = np.broadcast_to(np.asarray(by_phone, dtype=bool), len(rows))
     senders = ["phone" if p else by for p, by in zip(phone.tolist(), col["teardown_by"])]
     return [frame_evidence(*values) for values in zip(
@@ -302,8 +286,8 @@ def _write_evidence(flows: pd.DataFrame, found: list[dict], ranges: list[list[tu
             if taken >= cap:
                 break
         counts.append(taken)
-    every = _frame_evidence_at(_evidence_source(flows), np.concatenate(picks) if picks else
-                               np.empty(0, np.int64), np.concatenate(phone) if phone else None)
+    every = frame_evidence_at(flows, np.concatenate(picks) if picks else np.empty(0, np.int64),
+                              np.concatenate(phone) if phone else False)
     start = 0
     for period, count in zip(found, counts):
         period["evidence"] = every[start:start + count]

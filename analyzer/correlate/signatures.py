@@ -432,10 +432,7 @@ def _session_evidence(sig: dict, flows, logs: pd.DataFrame, periods: list[dict])
         for pattern in sig.get("flow", []):
             mask |= _pattern_mask(pattern, attrs)
         mask &= (labels(flows["teardown"]) != "open").to_numpy()
-        # the earliest teardowns, by position: no copy of the matching rows
-        rows = np.flatnonzero(mask)
-        first = np.argsort(flows["teardown_ts_ns"].to_numpy()[rows], kind="quicksort")
-        evidence += lifecycle_mod.frame_evidence_of(flows, rows[first[:MAX_SESSION_EVIDENCE // 2]])
+        evidence += _earliest_teardowns(flows, mask, MAX_SESSION_EVIDENCE // 2)
     wanted = set(sig.get("evidence_errnos", []))
     if len(logs) and wanted:
         hits = logs[text(logs["errno"]).isin(wanted)]
@@ -450,10 +447,15 @@ def _session_evidence(sig: dict, flows, logs: pd.DataFrame, periods: list[dict])
 def _generic_evidence(flows) -> list[dict]:
     if flows is None or len(flows) == 0:
         return []
-    closed = flows.loc[labels(flows["teardown"]) != "open", lifecycle_mod.EVIDENCE_COLUMNS]
-    closed = closed.sort_values("teardown_ts_ns").head(10)
-    return [lifecycle_mod.frame_evidence(r.teardown_frame, r.flow_id, r.teardown, r.teardown_by,
-                                         r.teardown_ts_ns) for r in closed.itertuples(index=False)]
+    return _earliest_teardowns(flows, (labels(flows["teardown"]) != "open").to_numpy(), 10)
+
+
+def _earliest_teardowns(flows: pd.DataFrame, mask: np.ndarray, count: int) -> list[dict]:
+    """Frame evidence for the `count` earliest teardowns among the flows in `mask`, found by
+    position (no copy of the matching rows; the same order a quicksort of them gives)."""
+    rows = np.flatnonzero(mask)
+    first = np.argsort(flows["teardown_ts_ns"].to_numpy()[rows], kind="quicksort")
+    return lifecycle_mod.frame_evidence_at(flows, rows[first[:count]])
 
 
 # --------------------------------------------------------------------------- the field table
