@@ -105,7 +105,8 @@ def analyze_main(argv: list[str]) -> int:
                                 formats=formats, tcp_idle_timeout=args.tcp_idle_timeout,
                                 clock_offsets=clock_offsets, log_roles=log_roles,
                                 signatures=Path(args.signatures) if args.signatures else None,
-                                lifecycle_patterns=args.lifecycle_pattern, report=not args.no_report)
+                                lifecycle_patterns=args.lifecycle_pattern, report=not args.no_report,
+                                keep_tables=False)
         result = _run_with_progress(pipeline, opts, capture, args.quiet)
     except AnalyzerError as exc:
         print(f"analyze: {exc}", file=sys.stderr)

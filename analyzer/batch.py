@@ -204,7 +204,8 @@ def analyse_session(session: Session, out: str, force: bool = False) -> dict:
             pipeline.run(pipeline.Options(capture=Path(session.capture), out=folder,
                                           phones=list(session.phones),
                                           logs=[Path(p) for p in session.logs],
-                                          formats=("csv", "parquet"), report=True))
+                                          formats=("csv", "parquet"), report=True,
+                                          keep_tables=False))
             (folder / FINGERPRINT).write_text(json.dumps(fp, indent=2) + "\n")
         back = _read_back(folder)
         result["tables"] = back["tables"]

@@ -33,6 +33,9 @@ class Options:
     signatures: Path | None = None                                  # user signature file
     lifecycle_patterns: list[str] = field(default_factory=list)     # "REGEX=state"
     report: bool = True                                             # timeline + report.html
+    # False: the Result's flows and events keep only the columns the report reads; the rest
+    # go before the timeline is drawn (the command line's choice: it reads only the summary)
+    keep_tables: bool = True
 
 
 @dataclass
@@ -240,10 +243,14 @@ def run(opts: Options, progress: Callable[[int, int], None] | None = None,
     written.append(schema.SUMMARY_JSON)
     if opts.report:
         stage("drawing the timeline and the report")
+        from analyzer.report import html, inputs
+        listed = html.list_flows(flows), html.list_events(events)
+        if not opts.keep_tables:
+            flows, events = inputs.narrow(flows, events)
         memory.release()
-        from analyzer.report import html, timeline
+        from analyzer.report import timeline    # matplotlib, once the tables are narrowed
         timeline.draw(flows, events, logs, periods, opts.out, phone_tz_s=_phone_zone(clocks))
-        html.render(opts.out, summary, flows, events, logs)
+        html.render(opts.out, summary, *listed, logs)
         written += ["timeline.png", "timeline.svg", "report.html"]
     return Result(flows, events, summary, opts.out, time.perf_counter() - started, logs, written)
 

@@ -141,7 +141,12 @@ def log_kinds(logs: pd.DataFrame, flows: pd.DataFrame) -> pd.Series:
     if len(logs) == 0:
         return pd.Series([], dtype=object)
     kinds = socket_kinds(flows)
-    by_flow = dict(zip(flows["flow_id"].astype("int64"), kinds)) if len(flows) else {}
+    by_flow = {}
+    if len(flows):
+        # only the flows the lines name: not a dict of every flow of a million-flow capture
+        named = pd.to_numeric(logs["flow_id"], errors="coerce").dropna().astype("int64").unique()
+        hit = flows["flow_id"].isin(named).to_numpy()
+        by_flow = dict(zip(flows["flow_id"].to_numpy(np.int64)[hit].tolist(), kinds[hit].tolist()))
     is_tcp = lowered(flows["proto"]) == "tcp" if len(flows) else pd.Series([], dtype=bool)
     server_ports = set(flows.loc[is_tcp & (kinds == "tcp_client"), "responder_port"].astype(int)) if len(flows) else set()
     phone_ports = set(flows.loc[is_tcp & (kinds == "tcp_server"), "responder_port"].astype(int)) if len(flows) else set()

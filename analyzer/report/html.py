@@ -12,6 +12,7 @@ import base64
 import datetime as dt
 import html
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -233,11 +234,25 @@ def _table(frame: pd.DataFrame, columns: list[tuple[str, callable]], limit: int,
     return f"{note}<div class='scroll'><table><tr>{head}</tr>{''.join(body)}</table></div>"
 
 
-def _flows(flows: pd.DataFrame, verdicts: dict) -> str:
-    if flows is None:
-        flows = pd.DataFrame()
+class Listing(NamedTuple):
+    """The rows of a table the page lists, in the page's order, and the table's length:
+    all the page needs of a table that may be millions of rows long."""
+    rows: pd.DataFrame
+    total: int
+
+
+def list_flows(flows: pd.DataFrame | None) -> Listing:
+    flows = pd.DataFrame() if flows is None else flows
+    return Listing(_first_rows(flows, ["first_ts_ns"], MAX_FLOWS), len(flows))
+
+
+def list_events(events: pd.DataFrame | None) -> Listing:
+    events = pd.DataFrame() if events is None else events
+    return Listing(_first_rows(events, ["ts_ns", "frame"], MAX_EVENTS), len(events))
+
+
+def _flows(flows: Listing, verdicts: dict) -> str:
     behaviour = {v["flow_id"]: v for v in (verdicts.get("flows") or [])}
-    order = _first_rows(flows, ["first_ts_ns"], MAX_FLOWS)
 
     def flt(r):
         proto = str(r["proto"]).lower()
@@ -263,13 +278,10 @@ def _flows(flows: pd.DataFrame, verdicts: dict) -> str:
                                    f" by {esc(r.get('teardown_by'))}"
                                    + (f" @ frame {esc(r['teardown_frame'])}" if str(r['teardown']) != 'open' else "")),
             ("verdict", verdict), ("Wireshark filter", flt)]
-    return _table(order, cols, MAX_FLOWS, "flows", "flows.csv", total=len(flows))
+    return _table(flows.rows, cols, MAX_FLOWS, "flows", "flows.csv", total=flows.total)
 
 
-def _events(events: pd.DataFrame) -> str:
-    if events is None:
-        events = pd.DataFrame()
-    order = _first_rows(events, ["ts_ns", "frame"], MAX_EVENTS)
+def _events(events: Listing) -> str:
     cols = [("time (UTC)", lambda r: esc(utc(r["ts_ns"]))), ("frame", lambda r: esc(r["frame"])),
             ("Wireshark filter", lambda r: f"<code>{esc(frame_filter(r['frame']))}</code>"),
             ("flow", lambda r: esc(r["flow_id"])),
@@ -278,16 +290,24 @@ def _events(events: pd.DataFrame) -> str:
             ("from", lambda r: esc(f"{r['src_ip']}:{_port(r['src_port'])}")),
             ("to", lambda r: esc(f"{r['dst_ip']}:{_port(r['dst_port'])}")),
             ("detail", lambda r: esc(r.get("detail")))]
-    return _table(order, cols, MAX_EVENTS, "events", "events.csv", total=len(events))
+    return _table(events.rows, cols, MAX_EVENTS, "events", "events.csv", total=events.total)
+
+
+LIST_CHUNK = 65536     # rows ranked per step when listing the first rows of a table
 
 
 def _first_rows(frame: pd.DataFrame, by: list[str], limit: int) -> pd.DataFrame:
     """The first `limit` rows in (stable) order of `by`, without sorting a copy of the whole
-    table: a million-row capture shows a few hundred."""
+    table: a chunk at a time, each ranked together with the rows kept so far. Those come
+    first and in order, so ties still go to the earlier row."""
     if not len(frame):
         return frame
-    order = np.lexsort([frame[c].to_numpy() for c in reversed(by)])
-    return frame.iloc[order[:limit]]
+    keep = np.empty(0, dtype=np.int64)
+    for start in range(0, len(frame), LIST_CHUNK):
+        rows = np.concatenate([keep, np.arange(start, min(start + LIST_CHUNK, len(frame)))])
+        order = np.lexsort([frame[c].iloc[rows].to_numpy() for c in reversed(by)])
+        keep = rows[order[:limit]]
+    return frame.iloc[keep]
 
 
 def _port(value) -> str:
@@ -324,9 +344,13 @@ def _logs(logs: pd.DataFrame | None) -> str:
 # --------------------------------------------------------------------------- the page
 
 
-def page(out_dir, summary: dict, flows: pd.DataFrame, events: pd.DataFrame,
-         logs: pd.DataFrame | None) -> str:
+def page(out_dir, summary: dict, flows: pd.DataFrame | Listing | None,
+         events: pd.DataFrame | Listing | None, logs: pd.DataFrame | None) -> str:
+    """The page's text. flows and events are the tables, or their listings taken earlier
+    (the pipeline takes them before it lets the tables' wide columns go)."""
     out_dir = Path(out_dir)
+    flows = flows if isinstance(flows, Listing) else list_flows(flows)
+    events = events if isinstance(events, Listing) else list_events(events)
     verdicts = summary.get("verdicts") or {}
     title = Path(str((summary.get("capture") or {}).get("file", "session"))).name
     body = [
@@ -338,8 +362,8 @@ def page(out_dir, summary: dict, flows: pd.DataFrame, events: pd.DataFrame,
         + platform_table([summary]) + "</div>",
         "<h2>Background periods</h2><div class='card'>" + _lifecycle(summary) + "</div>",
         "<h2>Timeline</h2>" + _timeline(out_dir),
-        f"<h2>Flows ({len(flows) if flows is not None else 0:,})</h2>" + _flows(flows, verdicts),
-        f"<h2>Events ({len(events) if events is not None else 0:,})</h2>" + _events(events),
+        f"<h2>Flows ({flows.total:,})</h2>" + _flows(flows, verdicts),
+        f"<h2>Events ({events.total:,})</h2>" + _events(events),
         f"<h2>Log lines ({0 if logs is None else len(logs):,})</h2>" + _logs(logs),
         "<h2>summary.json</h2><details><summary>show</summary><pre class='mono'>"
         + esc(_summary_text(summary)) + "</pre></details>",
@@ -350,8 +374,8 @@ def page(out_dir, summary: dict, flows: pd.DataFrame, events: pd.DataFrame,
             f"<body><main>{''.join(body)}</main></body></html>\n")
 
 
-def render(out_dir, summary: dict, flows: pd.DataFrame, events: pd.DataFrame,
-           logs: pd.DataFrame | None = None) -> Path:
+def render(out_dir, summary: dict, flows: pd.DataFrame | Listing | None,
+           events: pd.DataFrame | Listing | None, logs: pd.DataFrame | None = None) -> Path:
     """Write out_dir/report.html and return its path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -186,3 +186,95 @@ def test_report_renders_in_headless_chromium(tmp_path, builder, phone, behaviour
     image = mpimg.imread(shot)
     assert image.shape[1] == 1400
     assert (image[..., :3].min(axis=2) < 0.5).mean() > 0.01   # text was painted
+
+
+# --------------------------------------------------------------------------- memory-lean drawing
+
+
+def _scatter_points(ax) -> list[np.ndarray]:
+    """Every scatter's points, in drawing order."""
+    return [np.asarray(c.get_offsets()) for c in ax.collections if hasattr(c, "get_offsets")
+            and len(c.get_offsets())]
+
+
+def _unchunked_points(events, lane_of, t0, x_max) -> list[np.ndarray]:
+    """What _draw_events draws, computed over the whole table at once: the reference the
+    chunked, pre-thinned version must reproduce exactly."""
+    lane = lane_of.lookup(events["flow_id"].to_numpy(np.int64))
+    rows = np.flatnonzero(lane >= 0)
+    lane = lane[rows]
+    x = (events["ts_ns"].to_numpy(np.int64)[rows] - t0) / 1e9
+    sender = events["sender"].astype(str).to_numpy()[rows]
+    offset = np.where(sender == "phone", timeline.UP, np.where(sender == "server", timeline.DOWN, 0.0))
+    kind = events["kind"].astype(str).to_numpy()[rows]
+    present = {k: np.flatnonzero(kind == k) for k in timeline.EVENT_STYLE}
+    budget = timeline.MAX_MARKERS // max(1, sum(1 for sel in present.values() if len(sel)))
+    out = []
+    for k in timeline.EVENT_STYLE:
+        sel = present[k]
+        if len(sel):
+            keys = lane[sel] * 3 + (offset[sel] > 0) + 2 * (offset[sel] < 0)
+            pick = sel[timeline._thin(x[sel], keys, x_max, budget)]
+            out.append(np.column_stack([x[pick], -lane[pick].astype(float) + offset[pick]]))
+    return out
+
+
+@pytest.mark.parametrize("markers", [12000, 300])
+def test_chunked_event_markers_match_the_whole_table(monkeypatch, markers):
+    """Events placed a chunk at a time and pre-thinned pick exactly the markers the whole
+    table would, also when the budget forces the coarsest columns (where a level is not half
+    of the one before it)."""
+    import matplotlib.pyplot as plt
+    flows, events = synthetic(300, 200_000, seed=7)
+    events.loc[events.index[::97], "sender"] = pd.NA         # some events with no sender
+    monkeypatch.setattr(timeline, "MAX_MARKERS", markers)
+    lanes, lane_of = timeline._lanes(flows)
+    t0 = int(flows["first_ts_ns"].min())
+    x_max = timeline._x_extent(flows, events, pd.DataFrame(), [], t0)
+    expected = _unchunked_points(events, lane_of, t0, x_max)
+    assert sum(len(p) for p in expected) < len(events)     # thinning did happen
+    for chunk in (len(events), 4099):
+        monkeypatch.setattr(timeline, "EVENT_CHUNK", chunk)
+        fig, ax = plt.subplots()
+        drawn = timeline._draw_events(ax, events, lane_of, t0, x_max)
+        got = _scatter_points(ax)
+        plt.close(fig)
+        assert drawn == sum(len(p) for p in expected)
+        assert len(got) == len(expected)
+        for g, e in zip(got, expected):
+            np.testing.assert_array_equal(g, e)
+
+
+def test_listing_in_chunks_keeps_the_order_and_ties(monkeypatch):
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"ts_ns": rng.integers(0, 50, 20_000), "frame": rng.integers(0, 5, 20_000)})
+    expected = frame.iloc[np.lexsort([frame["frame"], frame["ts_ns"]])[:777]]
+    monkeypatch.setattr(html, "LIST_CHUNK", 1000)
+    got = html._first_rows(frame, ["ts_ns", "frame"], 777)
+    assert list(got.index) == list(expected.index)
+
+
+def test_narrowed_tables_draw_the_same_report(tmp_path):
+    """keep_tables=False (the command line's choice) drops every column the timeline does not
+    read before drawing: the timeline and the page come out the same."""
+    from analyzer import pipeline
+    from analyzer.report import inputs
+    from tests.corpus_files import PROJECT
+    sample = PROJECT / "captures" / "huawei"
+    runs = {}
+    for keep in (True, False):
+        opts = pipeline.Options(capture=sample / "capture.pcapng", out=tmp_path / str(keep),
+                                logs=[sample / "app.log", sample / "server.log"], keep_tables=keep)
+        runs[keep] = pipeline.run(opts)
+    assert list(runs[False].flows.columns) == inputs.FLOW_COLUMNS
+    assert list(runs[False].events.columns) == inputs.EVENT_COLUMNS
+    assert "history" in runs[True].flows and "detail" in runs[True].events
+    same = lambda name: (tmp_path / "True" / name).read_bytes() == (tmp_path / "False" / name).read_bytes()
+    assert same("timeline.png") and same("flows.csv") and same("events.csv")
+
+    def page(keep):   # the inline SVG's date and hashed ids differ from run to run
+        text = (tmp_path / str(keep) / "report.html").read_text()
+        text = re.sub(r"<dc:date>[^<]*</dc:date>", "", text)
+        return re.sub(r"([#\"_])([pmC]?[0-9_]*)[0-9a-f]{10}\b", r"\1\2X", text)
+    assert page(True) == page(False)
+    assert "huawei_background_kill" in page(False)
