@@ -296,7 +296,7 @@ def flows_frame(cols: dict[str, np.ndarray], names: Interner) -> pd.DataFrame:
         "history": _categorical(cols["history"], names.hist_text) if names.hist_text
         else pd.Categorical.from_codes(cols["history"], categories=[""]),
         "teardown": pd.Categorical.from_codes(cols["teardown"], categories=TEARDOWNS),
-        "teardown_side": cols["teardown_side"].astype(np.int64),
+        "teardown_side": cols["teardown_side"].astype(np.int8),
         "teardown_frame": cols["teardown_frame"],
         "teardown_ts_ns": cols["teardown_ts_ns"],
         "syn_count": cols["syn_count"],
@@ -361,25 +361,42 @@ def _endpoints(flows: pd.DataFrame, flow_id, side, kind, icmp_src):
     return src_codes, dst_codes, src_port, dst_port
 
 
+# what the end-of-flow events (syn_unanswered, udp_unanswered) read of their flow
+_UNANSWERED_COLUMNS = ["flow_id", "teardown", "teardown_frame", "teardown_ts_ns", "first_ts_ns",
+                       "syn_count", "packets_i2r"]
+
+
+def _merger(kernel_frame: np.ndarray, tail_frame: np.ndarray):
+    """merged(kernel, tail, dtype): a column of the kernel's events with the end-of-flow ones
+    put in frame order, as a stable sort of the two one after the other would (an end-of-flow
+    event after the kernel's events of its frame). The kernel's events come in frame order,
+    so the tail is inserted at searched positions: no sort of a million events, no
+    concatenated copy to reorder."""
+    if len(tail_frame) == 0:
+        return lambda kernel, tail, dtype: kernel.astype(dtype, copy=False)
+    if len(kernel_frame) and not (kernel_frame[1:] >= kernel_frame[:-1]).all():
+        order = np.argsort(np.concatenate([kernel_frame, tail_frame]), kind="stable")
+        return lambda kernel, tail, dtype: np.concatenate(
+            [kernel.astype(dtype, copy=False), tail.astype(dtype, copy=False)])[order]
+    tail_order = np.argsort(tail_frame, kind="stable")
+    at = np.searchsorted(kernel_frame, tail_frame[tail_order], side="right")
+    return lambda kernel, tail, dtype: np.insert(kernel.astype(dtype, copy=False), at,
+                                                 tail.astype(dtype, copy=False)[tail_order])
+
+
 def events_frame(ev: dict[str, np.ndarray], flows: pd.DataFrame, names: Interner) -> pd.DataFrame:
     """Kernel events plus the end-of-flow ones, with the flow's endpoints attached, in frame
     order. `side` is the sending side. Text columns are categoricals: each distinct address
     or detail is formatted once, whatever the number of events. Small integer types keep a
     million events to tens of megabytes."""
-    un = flows[flows["teardown"].isin(("syn_unanswered", "udp_unanswered")).to_numpy()]
+    un = flows.loc[flows["teardown"].isin(("syn_unanswered", "udp_unanswered")).to_numpy(),
+                   _UNANSWERED_COLUMNS]
     n_k, n_t = len(ev["ts_ns"]), len(un)
     un_kind = np.where(un["teardown"].to_numpy(object) == "syn_unanswered",
                        KIND_NAMES.index("syn_unanswered"), KIND_NAMES.index("udp_unanswered"))
-    frame = np.concatenate([ev.pop("frame"), un["teardown_frame"].to_numpy(np.int64)])
-    # kernel events come in frame order; a stable sort merges the end-of-flow ones in cheaply
-    order = np.argsort(frame, kind="stable") if n_t else None
-
-    def merged(kernel: np.ndarray, tail: np.ndarray, dtype) -> np.ndarray:
-        out = np.concatenate([kernel.astype(dtype, copy=False), tail.astype(dtype, copy=False)])
-        return out if order is None else out[order]
-
-    frame = frame if order is None else frame[order]
+    merged = _merger(ev["frame"], un["teardown_frame"].to_numpy(np.int64))
     # the kernel's columns are let go of as they are merged (pop), to keep the peak low
+    frame = merged(ev.pop("frame"), un["teardown_frame"].to_numpy(np.int64), np.int64)
     ts = merged(ev.pop("ts_ns"), un["teardown_ts_ns"].to_numpy(np.int64), np.int64)
     flow_id = merged(ev.pop("flow_id"), un["flow_id"].to_numpy(np.int64), np.int64)
     kind = merged(ev.pop("kind"), un_kind, np.int8)
@@ -387,7 +404,7 @@ def events_frame(ev: dict[str, np.ndarray], flows: pd.DataFrame, names: Interner
     code = merged(ev.pop("code"), np.zeros(n_t, np.int32), np.int32)
     icmp_src = merged(ev.pop("icmp_src"), np.zeros(n_t, np.int32), np.int32)
     tail_no = merged(np.full(n_k, -1, np.int32), np.arange(n_t, dtype=np.int32), np.int32)
-    order = None     # merged; let the sort order go
+    merged = None    # let its positions go
 
     # details: one text per distinct (kind, code, ICMP sender); unanswered ones per flow
     inverse, packed_uniq = _factorize_details(kind, code, icmp_src, tail_no)

@@ -70,3 +70,22 @@ def test_details_factorized_in_steps_equal_one_factorize(rows, step):
         labels.ENDPOINT_STEP = saved
     assert codes.tolist() == want_codes.tolist()
     assert uniques.tolist() == want_uniques.tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 40), max_size=60), st.lists(st.integers(1, 45), max_size=20),
+       st.booleans())
+def test_end_of_flow_events_merge_like_a_stable_sort(kernel, tail, kernel_sorted):
+    """The end-of-flow events go in as a stable sort of kernel + tail would put them: after
+    the kernel's events of the same frame, ties among themselves in their own order; also
+    when the kernel's frames are (unexpectedly) out of order."""
+    from analyzer.dissect.labels import _merger
+    k = np.array(sorted(kernel) if kernel_sorted else kernel, dtype=np.int64)
+    t = np.array(tail, dtype=np.int64)
+    order = np.argsort(np.concatenate([k, t]), kind="stable")
+    merged = _merger(k, t)
+    labels_k = np.arange(len(k), dtype=np.int32)              # which event lands where
+    labels_t = -1 - np.arange(len(t), dtype=np.int32)
+    expected = np.concatenate([labels_k, labels_t])[order]
+    np.testing.assert_array_equal(merged(labels_k, labels_t, np.int32), expected)
+    np.testing.assert_array_equal(merged(k, t, np.int64), np.concatenate([k, t])[order])
