@@ -78,11 +78,12 @@ def test_details_factorized_in_steps_equal_one_factorize(rows, step):
 def test_end_of_flow_events_merge_like_a_stable_sort(kernel, tail, kernel_sorted):
     """The end-of-flow events go in as a stable sort of kernel + tail would put them: after
     the kernel's events of the same frame, ties among themselves in their own order; also
-    when the kernel's frames are (unexpectedly) out of order."""
+    when the kernel's frames are (unexpectedly) out of order. With no end-of-flow events the
+    kernel's order stands, as it always did."""
     from analyzer.dissect.labels import _merger
     k = np.array(sorted(kernel) if kernel_sorted else kernel, dtype=np.int64)
     t = np.array(tail, dtype=np.int64)
-    order = np.argsort(np.concatenate([k, t]), kind="stable")
+    order = np.argsort(np.concatenate([k, t]), kind="stable") if len(t) else np.arange(len(k))
     merged = _merger(k, t)
     labels_k = np.arange(len(k), dtype=np.int32)              # which event lands where
     labels_t = -1 - np.arange(len(t), dtype=np.int32)
