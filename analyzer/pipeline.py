@@ -202,7 +202,7 @@ def run(opts: Options, progress: Callable[[int, int], None] | None = None,
     stage("writing tables, finding background periods and judging the session")
     # The tables are written on the other core while the session is judged: the writers
     # spend their time in Arrow's C++ code, without the GIL. Nothing below changes the frames.
-    writing = _in_thread(_write_tables, opts, flows, events, logs if logfiles else None, digits)
+    writing = _write_tables(opts, flows, events, logs if logfiles else None, digits)
     from analyzer.correlate import lifecycle, signatures
     try:
         sigs = signatures.load_signatures(opts.signatures)
@@ -255,30 +255,43 @@ def run(opts: Options, progress: Callable[[int, int], None] | None = None,
     return Result(flows, events, summary, opts.out, time.perf_counter() - started, logs, written)
 
 
-def _write_tables(opts: Options, flows, events, logs, digits: int) -> list[str]:
-    """flows/events (and logs, when there are log files) in each asked-for format."""
-    written = []
+WRITERS = 2     # tables written at once: 10M packets, flows and events in 0.95 s, not 1.5 s
+
+
+def _write_tables(opts: Options, flows, events, logs, digits: int) -> Writing:
+    """flows/events (and logs, when there are log files) in each asked-for format, each file
+    in a writer thread of its own (WRITERS at a time)."""
+    from concurrent.futures import ThreadPoolExecutor
+    jobs = []
     if "zeek" in opts.formats:
         from analyzer.report.zeek import write_conn_log
-        write_conn_log(flows, opts.out / "conn.log")
-        written.append("conn.log")
+        jobs.append(("conn.log", write_conn_log, (flows, opts.out / "conn.log")))
     builders = [("flows", tables.flows_table, flows), ("events", tables.events_table, events)]
     if logs is not None:
         builders.append(("logs", tables.logs_table, logs))
     for fmt in (f for f in opts.formats if f in ("csv", "parquet")):
         for name, build, frame in builders:
-            tables.write_table(frame, build, digits, opts.out / f"{name}.{fmt}", fmt)
-            written.append(f"{name}.{fmt}")
-    return written
-
-
-def _in_thread(func, *args):
-    """Run func(*args) in a thread; .result() waits and returns its value or raises its error."""
-    from concurrent.futures import ThreadPoolExecutor
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="table-writer")
-    future = pool.submit(func, *args)
+            jobs.append((f"{name}.{fmt}", tables.write_table,
+                         (frame, build, digits, opts.out / f"{name}.{fmt}", fmt)))
+    pool = ThreadPoolExecutor(max_workers=WRITERS, thread_name_prefix="table-writer")
+    futures = [(name, pool.submit(func, *args)) for name, func, args in jobs]
     pool.shutdown(wait=False)
-    return future
+    return Writing(futures)
+
+
+class Writing:
+    """The table writers at work: result() waits for every file and returns their names,
+    or raises the first error."""
+
+    def __init__(self, futures):
+        self.futures = futures
+
+    def result(self) -> list[str]:
+        errors = [f.exception() for _, f in self.futures]
+        for error in errors:
+            if error is not None:
+                raise error
+        return [name for name, _ in self.futures]
 
 
 def _align(opts: Options, logfiles: list, flows, events, phones, info):
