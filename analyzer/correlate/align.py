@@ -34,10 +34,11 @@ def align_logs(logfiles: list[LogFile], flows: pd.DataFrame, events: pd.DataFram
     ``offset_s`` is added to the log's own (local, as written) time; ``overrides`` maps a
     file name or path to such an offset and wins over the estimate."""
     fi = match.FlowIndex(flows, phones)
+    ei = match.EventIndex(events, fi)
     parts, clocks = [], {}
     for order, log in enumerate(logfiles):
         key = _unique_name(log, clocks)
-        table, info = _align_one(log, fi, events, capture_first_ns, capture_last_ns,
+        table, info = _align_one(log, fi, ei, capture_first_ns, capture_last_ns,
                                  _override(overrides, log))
         table["_file"] = order
         parts.append(table)
@@ -53,7 +54,7 @@ def align_logs(logfiles: list[LogFile], flows: pd.DataFrame, events: pd.DataFram
     return logs[list(LOG_COLUMNS) + ["lifecycle"]], clocks
 
 
-def _align_one(log: LogFile, fi: match.FlowIndex, events: pd.DataFrame,
+def _align_one(log: LogFile, fi: match.FlowIndex, ei: match.EventIndex,
                first_ns: int | None, last_ns: int | None,
                override: float | None) -> tuple[pd.DataFrame, dict]:
     ev = log.events.reset_index(drop=True)
@@ -71,7 +72,7 @@ def _align_one(log: LogFile, fi: match.FlowIndex, events: pd.DataFrame,
     if override is not None:
         fit = clock.fixed(override + shift, zone, f"given: --clock-offset {log.name}={override:g}")
     else:
-        anchors = match.anchor_candidates(facts, base, res, log.role, fi, events)
+        anchors = match.anchor_candidates(facts, base, res, log.role, fi, ei)
         fit = clock.fit(anchors, zone, file_res)
     o_ns = int(round(fit.offset_s * 1e9))
     ts = np.where(timed, base + o_ns, NAT)

@@ -73,6 +73,37 @@ def _norm_ip(ip: object) -> str | None:
     return None if addr.is_unspecified else str(addr)
 
 
+def _norm_ips(column: pd.Series, memo: dict | None = None) -> np.ndarray:
+    """_norm_ip of every value, as an object array. Each distinct address is parsed once (a
+    categorical's categories, else the factorized values), not once per row: a capture's
+    million events name a few thousand addresses. `memo` keeps the parsed categories for
+    the next column that shares them (the flows' and the events' addresses do)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        categories = column.cat.categories
+        known = (memo or {}).get(id(categories))
+        if known is None:     # equal categories under another id: the events' copy of the flows'
+            known = next((k for k in (memo or {}).values() if len(k[0]) == len(categories)
+                          and k[0].equals(categories)), None)
+        if known is None:
+            # kept with its categories, so that their id stays theirs
+            known = (categories, np.array([_norm_ip(u) for u in categories] + [None], object))
+            if memo is not None:
+                memo[id(categories)] = known
+        return known[1][np.asarray(column.cat.codes)]   # code -1 (missing): the last, None
+    codes, uniques = pd.factorize(column.astype(object))
+    return np.array([_norm_ip(u) for u in uniques] + [None], dtype=object)[codes]
+
+
+def _rows_by_label(column: pd.Series) -> dict[str, np.ndarray]:
+    """{label: its rows, ascending} of a text column, from its codes, not from its strings."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes, uniques = np.asarray(column.cat.codes), list(column.cat.categories)
+    else:
+        codes, uniques = pd.factorize(text(column).to_numpy(object))
+    present = np.flatnonzero(np.bincount(codes[codes >= 0], minlength=len(uniques)))
+    return {str(uniques[c]): np.flatnonzero(codes == c) for c in present}
+
+
 def _split(ep: str) -> tuple[str | None, int | None]:
     host, _, port = ep.rpartition(":")
     return _norm_ip(host), int(port) if port.isdigit() and int(port) <= 65535 else None
@@ -131,24 +162,59 @@ class FlowIndex:
     """The flow table as plain arrays, for per-line endpoint tests."""
 
     def __init__(self, flows: pd.DataFrame, phones: list[str]):
-        flows = flows.sort_values("flow_id", kind="stable").reset_index(drop=True)
+        if not flows["flow_id"].is_monotonic_increasing:   # the reader's tables already are
+            flows = flows.sort_values("flow_id", kind="stable")
         self.n = len(flows)
         self.first_frame = flows["first_frame"].to_numpy(np.int64)
         self.flow_id = flows["flow_id"].to_numpy(np.int64)
         self.proto = text(flows["proto"]).str.lower().to_numpy(object)
-        self.ip = (np.array([_norm_ip(x) for x in flows["initiator_ip"].astype(object)], object),
-                   np.array([_norm_ip(x) for x in flows["responder_ip"].astype(object)], object))
+        self.parsed: dict = {}          # addresses parsed, by categories (see _norm_ips)
+        self.ip = (_norm_ips(flows["initiator_ip"], self.parsed),
+                   _norm_ips(flows["responder_ip"], self.parsed))
         self.port = (flows["initiator_port"].to_numpy(np.int64),
                      flows["responder_port"].to_numpy(np.int64))
+        # Per end, the rows in port order: every line names a port, so each of its tests
+        # reads the few flows with that port, not the whole table.
+        self._by_port = tuple(np.argsort(port, kind="stable") for port in self.port)
+        self._ports = tuple(port[order] for port, order in zip(self.port, self._by_port))
         self.first = flows["first_ts_ns"].to_numpy(np.int64)
         self.last = flows["last_ts_ns"].to_numpy(np.int64)
         self.teardown = text(flows["teardown"]).to_numpy(object)
         td = flows["teardown_ts_ns"]
         self.teardown_ts = np.where(td.isna(), self.last, td.fillna(0)).astype(np.int64)
+        self._by_teardown_ts = np.argsort(self.teardown_ts, kind="stable")
+        self._fits: dict[frozenset, np.ndarray] = {}
         self.phones = {_norm_ip(p) for p in phones}
         self.is_phone = tuple(np.isin(ip, list(self.phones)) for ip in self.ip)
         self.has_phone = self.is_phone[0] | self.is_phone[1]
         self._cache: dict[tuple, np.ndarray] = {}
+
+    def _port_range(self, end: int, port: int) -> tuple[int, int]:
+        ports = self._ports[end]
+        return int(np.searchsorted(ports, port, "left")), int(np.searchsorted(ports, port, "right"))
+
+    def with_port(self, *ends_ports: tuple[int, int | None]) -> np.ndarray:
+        """Rows (ascending) that may have these (end, port) pairs (end 0: initiator, 1:
+        responder; a None port asks nothing): those with the rarest of the ports. A server's
+        port is on half the capture's flows, the phone's on a few."""
+        ranges = [(self._port_range(end, port), end) for end, port in ends_ports if port is not None]
+        if not ranges:
+            return np.arange(self.n)
+        (lo, hi), end = min(ranges, key=lambda r: r[0][1] - r[0][0])
+        return np.sort(self._by_port[end][lo:hi])
+
+    def ended_between(self, lo_ns: int, hi_ns: int) -> np.ndarray:
+        """Rows (ascending) whose teardown (or last packet) time is in [lo_ns, hi_ns]."""
+        order = self._by_teardown_ts
+        times = self.teardown_ts[order]
+        return np.sort(order[np.searchsorted(times, lo_ns, "left"):np.searchsorted(times, hi_ns, "right")])
+
+    def ended_as(self, fits: set) -> np.ndarray:
+        """Per row: did the flow end in one of these teardowns (computed once per set)."""
+        key = frozenset(fits)
+        if key not in self._fits:
+            self._fits[key] = np.isin(self.teardown, list(key))
+        return self._fits[key]
 
     def by_endpoints(self, li, lp, ri, rp, proto, op, role) -> tuple[np.ndarray, np.ndarray]:
         """(flow rows, which end is the line's own: 0 initiator / 1 responder)."""
@@ -159,21 +225,23 @@ class FlowIndex:
                 if (op in ("dial", "connect") and own == 1) or (op == "accept" and own == 0):
                     continue  # who dialled decides the orientation
                 other = 1 - own
-                m = np.ones(self.n, bool)
-                if li is not None:
-                    m &= self.ip[own] == li
+                idx = self.with_port((own, lp), (other, rp))
+                m = np.ones(len(idx), bool)
                 if lp is not None:
-                    m &= self.port[own] == lp
-                if ri is not None:
-                    m &= self.ip[other] == ri
+                    m &= self.port[own][idx] == lp
                 if rp is not None:
-                    m &= self.port[other] == rp
+                    m &= self.port[other][idx] == rp
+                if li is not None:
+                    m &= self.ip[own][idx] == li
+                if ri is not None:
+                    m &= self.ip[other][idx] == ri
                 if proto in ("tcp", "udp"):
-                    m &= self.proto == proto
+                    m &= self.proto[idx] == proto
                 if self.phones and role in ("app", "server"):
                     # the app's log speaks for the phone's end, the server's for the other
-                    m &= self.is_phone[own] if role == "app" else (~self.is_phone[own] & self.has_phone)
-                idx = np.flatnonzero(m)
+                    m &= self.is_phone[own][idx] if role == "app" \
+                        else (~self.is_phone[own][idx] & self.has_phone[idx])
+                idx = idx[m]
                 rows.append(idx)
                 ends.append(np.full(len(idx), own))
             r, e = np.concatenate(rows), np.concatenate(ends)
@@ -187,17 +255,69 @@ def has_endpoints(f: dict) -> bool:
 
 
 # ------------------------------------------------------------------ anchors
+class EventIndex:
+    """The capture's events as the anchor search reads them, built once for every log: the
+    table's own arrays and codes (no object column a million rows long), and each kind's
+    rows (by flow, by sender) found when first asked for."""
+
+    def __init__(self, events: pd.DataFrame, fi: FlowIndex):
+        self.ts = events["ts_ns"].to_numpy(np.int64)
+        self.frame = events["frame"].to_numpy(np.int64)
+        self.flow_id = events["flow_id"].to_numpy(np.int64)
+        # an ICMP error has no source port: -1, which no line's port equals
+        src_port = events["src_port"]
+        self.src_port = (src_port.to_numpy(np.int64, na_value=-1) if src_port.hasnans
+                         else src_port.to_numpy(np.int64))
+        self._src_ip, self._parsed = events["src_ip"], fi.parsed
+        self._src_ip_text: np.ndarray | None = None
+        self._kind = _rows_by_label(events["kind"])
+        self._sender = events["sender"] if "sender" in events else None
+        self._by_flow: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._sent_by: dict[tuple[str, str], np.ndarray] = {}
+
+    @property
+    def has_sender(self) -> bool:
+        return self._sender is not None
+
+    def of_kind(self, kind: str) -> np.ndarray:
+        """Rows (ascending) of this kind."""
+        return self._kind.get(kind, np.empty(0, np.int64))
+
+    def on_flows(self, kind: str, flow_ids: np.ndarray) -> np.ndarray:
+        """Rows (ascending) of this kind on these flows: a few binary searches in the kind's
+        rows ordered by flow, not a pass over every event of the kind."""
+        if kind not in self._by_flow:
+            rows = self.of_kind(kind)
+            order = np.argsort(self.flow_id[rows], kind="stable")
+            self._by_flow[kind] = (self.flow_id[rows][order], rows[order])
+        flows_of, rows = self._by_flow[kind]
+        flow_ids = np.unique(flow_ids)
+        if not len(flow_ids):
+            return np.empty(0, np.int64)
+        lo = np.searchsorted(flows_of, flow_ids, "left")
+        hi = np.searchsorted(flows_of, flow_ids, "right")
+        return np.sort(np.concatenate([rows[a:b] for a, b in zip(lo, hi)]))
+
+    def sent_by(self, kind: str, sender: str) -> np.ndarray:
+        """Rows (ascending) of this kind sent by this end (phone, server, unknown)."""
+        if (kind, sender) not in self._sent_by:
+            rows = self.of_kind(kind)
+            self._sent_by[kind, sender] = rows[(text(self._sender.iloc[rows]) == sender).to_numpy()]
+        return self._sent_by[kind, sender]
+
+    def src_ip(self, rows: np.ndarray) -> np.ndarray:
+        """The normalised source address of these rows."""
+        column = self._src_ip
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            return _norm_ips(column.iloc[rows], self._parsed)
+        if self._src_ip_text is None:
+            self._src_ip_text = _norm_ips(column, self._parsed)
+        return self._src_ip_text[rows]
+
+
 def anchor_candidates(facts: pd.DataFrame, base_ns: np.ndarray, res_s: np.ndarray, role: str,
-                      fi: FlowIndex, events: pd.DataFrame) -> pd.DataFrame:
+                      fi: FlowIndex, ei: EventIndex) -> pd.DataFrame:
     """Every (log line, capture event) pair that could be the same moment (see module doc)."""
-    ev_flow_row = np.searchsorted(fi.flow_id, events["flow_id"].to_numpy(np.int64))
-    ev_kind = text(events["kind"]).to_numpy(object)
-    ev_ts = events["ts_ns"].to_numpy(np.int64)
-    ev_frame = events["frame"].to_numpy(np.int64)
-    ev_src = (np.array([_norm_ip(x) for x in events["src_ip"].astype(object)], object),
-              events["src_port"].to_numpy(np.int64))
-    sender = text(events["sender"]).to_numpy(object) if "sender" in events else None
-    by_kind = {k: np.flatnonzero(ev_kind == k) for k in np.unique(ev_kind)}
     own_side = "phone" if role == "app" else "server"
     out: list[dict] = []
     for pos, f in enumerate(facts.to_dict("records")):
@@ -208,24 +328,25 @@ def anchor_candidates(facts: pd.DataFrame, base_ns: np.ndarray, res_s: np.ndarra
         if cls == "first_send":
             cand = _first_send(f, role, fi)
         else:
-            idx = by_kind.get(kind, np.empty(0, np.int64))
             if has_endpoints(f):
                 rows, _ = fi.by_endpoints(f["local_ip"], f["local_port"], f["remote_ip"],
                                           f["remote_port"], f["proto"], f["op"], role)
-                idx = idx[np.isin(ev_flow_row[idx], rows)]
+                idx = ei.on_flows(kind, fi.flow_id[rows])
                 # the sender is this end or its peer: the remote endpoint tells which
                 if f["remote_port"] is not None and kind != "syn_unanswered":
-                    is_remote = ev_src[1][idx] == f["remote_port"]
+                    is_remote = ei.src_port[idx] == f["remote_port"]
                     if f["remote_ip"] is not None:
-                        is_remote &= ev_src[0][idx] == f["remote_ip"]
+                        is_remote &= ei.src_ip(idx) == f["remote_ip"]
                     idx = idx[~is_remote] if by_self else idx[is_remote]
             else:
-                if sender is not None and fi.phones:
+                if ei.has_sender and fi.phones:
                     want = own_side if by_self else ("server" if own_side == "phone" else "phone")
-                    idx = idx[sender[idx] == want]
+                    idx = ei.sent_by(kind, want)
+                else:
+                    idx = ei.of_kind(kind)
                 if len(idx) > MAX_PER_LINE:
                     continue
-            cand = [(int(ev_ts[j]), int(ev_frame[j]), int(fi.flow_id[ev_flow_row[j]])) for j in idx]
+            cand = [(int(ei.ts[j]), int(ei.frame[j]), int(ei.flow_id[j])) for j in idx]
         w = (1.0 if tight else 0.25) * (1.0 if has_endpoints(f) else 0.5)
         for ts, frame, flow_id in cand:
             out.append(dict(line=pos, line_no=None, base_ns=int(base_ns[pos]), event_ts_ns=ts,
@@ -348,13 +469,13 @@ def _by_time_role(f: dict, t: int, slack: int, role: str,
     fits = _FITS.get(f["errno"])
     if fits is None:
         return None, f"none: no endpoints, and {f['errno']} names no kind of teardown"
-    m = np.isin(fi.teardown, list(fits)) & (fi.teardown_ts <= t + slack) \
-        & (fi.teardown_ts >= t - int(_TIME_ROLE_WINDOW_S * 1e9))
+    idx = fi.ended_between(t - int(_TIME_ROLE_WINDOW_S * 1e9), t + slack)
+    m = fi.ended_as(fits)[idx]
     if f["proto"] in ("tcp", "udp"):
-        m &= fi.proto == f["proto"]
+        m &= fi.proto[idx] == f["proto"]
     if fi.phones:
-        m &= fi.has_phone
-    idx = np.flatnonzero(m)
+        m &= fi.has_phone[idx]
+    idx = idx[m]
     if len(idx) == 0:
         return None, "none: no endpoints, and no flow ended that way shortly before"
     r = idx[np.argmax(fi.teardown_ts[idx])]
