@@ -29,7 +29,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from analyzer.frames import text
+from analyzer.frames import labels, lowered, text
 
 TIGHT_S = 0.5        # an app blocked in read/accept/dial wakes up within this
 LATENCY_S = 0.05     # the capture may see a packet this much after its sender logged it
@@ -94,16 +94,6 @@ def _norm_ips(column: pd.Series, memo: dict | None = None) -> np.ndarray:
     return np.array([_norm_ip(u) for u in uniques] + [None], dtype=object)[codes]
 
 
-def _rows_by_label(column: pd.Series) -> dict[str, np.ndarray]:
-    """{label: its rows, ascending} of a text column, from its codes, not from its strings."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        codes, uniques = np.asarray(column.cat.codes), list(column.cat.categories)
-    else:
-        codes, uniques = pd.factorize(text(column).to_numpy(object))
-    present = np.flatnonzero(np.bincount(codes[codes >= 0], minlength=len(uniques)))
-    return {str(uniques[c]): np.flatnonzero(codes == c) for c in present}
-
-
 def _split(ep: str) -> tuple[str | None, int | None]:
     host, _, port = ep.rpartition(":")
     return _norm_ip(host), int(port) if port.isdigit() and int(port) <= 65535 else None
@@ -158,6 +148,17 @@ def line_facts(ev: pd.DataFrame) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------ flows by endpoints
+def _ints(column: pd.Series) -> np.ndarray:
+    """An integer column's own array (no int64 copy of an int32 column)."""
+    return column.to_numpy() if column.dtype.kind in "iu" else column.to_numpy(np.int64)
+
+
+def _order(values: np.ndarray) -> np.ndarray:
+    """A stable argsort, as int32 when the rows fit (half the memory of int64)."""
+    order = np.argsort(values, kind="stable")
+    return order.astype(np.int32) if len(values) < 2**31 else order
+
+
 class FlowIndex:
     """The flow table as plain arrays, for per-line endpoint tests."""
 
@@ -167,22 +168,21 @@ class FlowIndex:
         self.n = len(flows)
         self.first_frame = flows["first_frame"].to_numpy(np.int64)
         self.flow_id = flows["flow_id"].to_numpy(np.int64)
-        self.proto = text(flows["proto"]).str.lower().to_numpy(object)
+        self.proto = text(lowered(flows["proto"])).to_numpy(object)   # no string per row
         self.parsed: dict = {}          # addresses parsed, by categories (see _norm_ips)
         self.ip = (_norm_ips(flows["initiator_ip"], self.parsed),
                    _norm_ips(flows["responder_ip"], self.parsed))
-        self.port = (flows["initiator_port"].to_numpy(np.int64),
-                     flows["responder_port"].to_numpy(np.int64))
+        self.port = (_ints(flows["initiator_port"]), _ints(flows["responder_port"]))
         # Per end, the rows in port order: every line names a port, so each of its tests
         # reads the few flows with that port, not the whole table.
-        self._by_port = tuple(np.argsort(port, kind="stable") for port in self.port)
+        self._by_port = tuple(_order(port) for port in self.port)
         self._ports = tuple(port[order] for port, order in zip(self.port, self._by_port))
         self.first = flows["first_ts_ns"].to_numpy(np.int64)
         self.last = flows["last_ts_ns"].to_numpy(np.int64)
         self.teardown = text(flows["teardown"]).to_numpy(object)
         td = flows["teardown_ts_ns"]
         self.teardown_ts = np.where(td.isna(), self.last, td.fillna(0)).astype(np.int64)
-        self._by_teardown_ts = np.argsort(self.teardown_ts, kind="stable")
+        self._by_teardown_ts = _order(self.teardown_ts)
         self._fits: dict[frozenset, np.ndarray] = {}
         self.phones = {_norm_ip(p) for p in phones}
         self.is_phone = tuple(np.isin(ip, list(self.phones)) for ip in self.ip)
@@ -191,7 +191,11 @@ class FlowIndex:
 
     def _port_range(self, end: int, port: int) -> tuple[int, int]:
         ports = self._ports[end]
-        return int(np.searchsorted(ports, port, "left")), int(np.searchsorted(ports, port, "right"))
+        if ports.dtype.kind in "iu" and not np.iinfo(ports.dtype).min <= port <= np.iinfo(ports.dtype).max:
+            return 0, 0
+        # the port in the array's own type: an int64 key would have numpy cast the whole array
+        key = np.asarray(port, dtype=ports.dtype)
+        return int(np.searchsorted(ports, key, "left")), int(np.searchsorted(ports, key, "right"))
 
     def with_port(self, *ends_ports: tuple[int, int | None]) -> np.ndarray:
         """Rows (ascending) that may have these (end, port) pairs (end 0: initiator, 1:
@@ -264,13 +268,10 @@ class EventIndex:
         self.ts = events["ts_ns"].to_numpy(np.int64)
         self.frame = events["frame"].to_numpy(np.int64)
         self.flow_id = events["flow_id"].to_numpy(np.int64)
-        # an ICMP error has no source port: -1, which no line's port equals
-        src_port = events["src_port"]
-        self.src_port = (src_port.to_numpy(np.int64, na_value=-1) if src_port.hasnans
-                         else src_port.to_numpy(np.int64))
-        self._src_ip, self._parsed = events["src_ip"], fi.parsed
+        self._src_port, self._src_ip, self._parsed = events["src_port"], events["src_ip"], fi.parsed
         self._src_ip_text: np.ndarray | None = None
-        self._kind = _rows_by_label(events["kind"])
+        self._kind_column = events["kind"]
+        self._kind: dict[str, np.ndarray] = {}
         self._sender = events["sender"] if "sender" in events else None
         self._by_flow: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self._sent_by: dict[tuple[str, str], np.ndarray] = {}
@@ -281,7 +282,13 @@ class EventIndex:
 
     def of_kind(self, kind: str) -> np.ndarray:
         """Rows (ascending) of this kind."""
-        return self._kind.get(kind, np.empty(0, np.int64))
+        if kind not in self._kind:
+            self._kind[kind] = np.flatnonzero((labels(self._kind_column) == kind).to_numpy())
+        return self._kind[kind]
+
+    def src_port(self, rows: np.ndarray) -> np.ndarray:
+        """The source port of these rows; an ICMP error has none: -1, which no port equals."""
+        return self._src_port.iloc[rows].to_numpy(np.int64, na_value=-1)
 
     def on_flows(self, kind: str, flow_ids: np.ndarray) -> np.ndarray:
         """Rows (ascending) of this kind on these flows: a few binary searches in the kind's
@@ -334,7 +341,7 @@ def anchor_candidates(facts: pd.DataFrame, base_ns: np.ndarray, res_s: np.ndarra
                 idx = ei.on_flows(kind, fi.flow_id[rows])
                 # the sender is this end or its peer: the remote endpoint tells which
                 if f["remote_port"] is not None and kind != "syn_unanswered":
-                    is_remote = ei.src_port[idx] == f["remote_port"]
+                    is_remote = ei.src_port(idx) == f["remote_port"]
                     if f["remote_ip"] is not None:
                         is_remote &= ei.src_ip(idx) == f["remote_ip"]
                     idx = idx[~is_remote] if by_self else idx[is_remote]

@@ -101,7 +101,9 @@ def test_events_by_kind_flow_and_sender():
     })
     events["src_port"] = events["src_port"].where(events["src_port"] != -7, pd.NA)   # ICMP: none
     ei = match.EventIndex(events, fi)
-    assert (ei.src_port[events["src_port"].isna().to_numpy()] == -1).all()
+    assert (ei.src_port(np.flatnonzero(events["src_port"].isna().to_numpy())) == -1).all()
+    some = np.flatnonzero(events["src_port"].notna().to_numpy())[:50]
+    assert list(ei.src_port(some)) == list(events["src_port"].iloc[some])
     kind = events["kind"].astype(str).to_numpy()
     for k in ("rst", "fin", "synack"):
         for _ in range(50):
