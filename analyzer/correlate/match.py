@@ -29,7 +29,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from analyzer.frames import labels, lowered, text
+from analyzer.frames import labels, text
 
 TIGHT_S = 0.5        # an app blocked in read/accept/dial wakes up within this
 LATENCY_S = 0.05     # the capture may see a packet this much after its sender logged it
@@ -73,25 +73,54 @@ def _norm_ip(ip: object) -> str | None:
     return None if addr.is_unspecified else str(addr)
 
 
-def _norm_ips(column: pd.Series, memo: dict | None = None) -> np.ndarray:
-    """_norm_ip of every value, as an object array. Each distinct address is parsed once (a
-    categorical's categories, else the factorized values), not once per row: a capture's
-    million events name a few thousand addresses. `memo` keeps the parsed categories for
-    the next column that shares them (the flows' and the events' addresses do)."""
+class Coded:
+    """A text column as codes into a table of values: `coded[rows]` reads table[codes[rows]].
+    A categorical keeps its own codes, so a million-row column costs no pointer per row;
+    the table's last entry stands for a missing value (code -1)."""
+
+    def __init__(self, codes: np.ndarray, table: np.ndarray):
+        self.codes, self.table = codes, table
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, rows):
+        return self.table[self.codes[rows]]
+
+    def isin(self, values) -> np.ndarray:
+        """Per row: is its value one of these."""
+        return np.isin(self.table, list(values))[self.codes]
+
+
+def coded_text(column: pd.Series, lower: bool = False) -> Coded:
+    """A text column as Coded ("" where missing), optionally lower-cased."""
     if isinstance(column.dtype, pd.CategoricalDtype):
-        categories = column.cat.categories
-        known = (memo or {}).get(id(categories))
-        if known is None:     # equal categories under another id: the events' copy of the flows'
-            known = next((k for k in (memo or {}).values() if len(k[0]) == len(categories)
-                          and k[0].equals(categories)), None)
-        if known is None:
-            # kept with its categories, so that their id stays theirs
-            known = (categories, np.array([_norm_ip(u) for u in categories] + [None], object))
-            if memo is not None:
-                memo[id(categories)] = known
-        return known[1][np.asarray(column.cat.codes)]   # code -1 (missing): the last, None
-    codes, uniques = pd.factorize(column.astype(object))
-    return np.array([_norm_ip(u) for u in uniques] + [None], dtype=object)[codes]
+        codes, uniques = np.asarray(column.cat.codes), column.cat.categories
+    else:
+        codes, uniques = pd.factorize(text(column).to_numpy(object))
+    values = [str(u).lower() if lower else str(u) for u in uniques]
+    return Coded(codes, np.array(values + [""], dtype=object))
+
+
+def coded_ips(column: pd.Series, memo: dict | None = None) -> Coded:
+    """An address column as Coded _norm_ip values (None where missing). Each distinct
+    address is parsed once: a capture's million events name a few thousand. `memo` keeps
+    the parsed categories for the next column that shares them (the flows' and the
+    events' addresses do, sometimes under another id)."""
+    if not isinstance(column.dtype, pd.CategoricalDtype):
+        codes, uniques = pd.factorize(column.astype(object))
+        return Coded(codes, np.array([_norm_ip(u) for u in uniques] + [None], dtype=object))
+    categories = column.cat.categories
+    known = (memo or {}).get(id(categories))
+    if known is None:
+        known = next((k for k in (memo or {}).values() if len(k[0]) == len(categories)
+                      and k[0].equals(categories)), None)
+    if known is None:
+        # kept with its categories, so that their id stays theirs
+        known = (categories, np.array([_norm_ip(u) for u in categories] + [None], object))
+        if memo is not None:
+            memo[id(categories)] = known
+    return Coded(np.asarray(column.cat.codes), known[1])
 
 
 def _split(ep: str) -> tuple[str | None, int | None]:
@@ -168,10 +197,11 @@ class FlowIndex:
         self.n = len(flows)
         self.first_frame = flows["first_frame"].to_numpy(np.int64)
         self.flow_id = flows["flow_id"].to_numpy(np.int64)
-        self.proto = text(lowered(flows["proto"])).to_numpy(object)   # no string per row
-        self.parsed: dict = {}          # addresses parsed, by categories (see _norm_ips)
-        self.ip = (_norm_ips(flows["initiator_ip"], self.parsed),
-                   _norm_ips(flows["responder_ip"], self.parsed))
+        # text columns stay codes (see Coded): read row by row only for the few rows a line tests
+        self.proto = coded_text(flows["proto"], lower=True)
+        self.parsed: dict = {}          # addresses parsed, by categories (see coded_ips)
+        self.ip = (coded_ips(flows["initiator_ip"], self.parsed),
+                   coded_ips(flows["responder_ip"], self.parsed))
         self.port = (_ints(flows["initiator_port"]), _ints(flows["responder_port"]))
         # Per end, the rows in port order: every line names a port, so each of its tests
         # reads the few flows with that port, not the whole table.
@@ -179,13 +209,13 @@ class FlowIndex:
         self._ports = tuple(port[order] for port, order in zip(self.port, self._by_port))
         self.first = flows["first_ts_ns"].to_numpy(np.int64)
         self.last = flows["last_ts_ns"].to_numpy(np.int64)
-        self.teardown = text(flows["teardown"]).to_numpy(object)
+        self.teardown = coded_text(flows["teardown"])
         td = flows["teardown_ts_ns"]
         self.teardown_ts = np.where(td.isna(), self.last, td.fillna(0)).astype(np.int64)
         self._by_teardown_ts = _order(self.teardown_ts)
         self._fits: dict[frozenset, np.ndarray] = {}
         self.phones = {_norm_ip(p) for p in phones}
-        self.is_phone = tuple(np.isin(ip, list(self.phones)) for ip in self.ip)
+        self.is_phone = tuple(ip.isin(self.phones) for ip in self.ip)
         self.has_phone = self.is_phone[0] | self.is_phone[1]
         self._cache: dict[tuple, np.ndarray] = {}
 
@@ -217,7 +247,7 @@ class FlowIndex:
         """Per row: did the flow end in one of these teardowns (computed once per set)."""
         key = frozenset(fits)
         if key not in self._fits:
-            self._fits[key] = np.isin(self.teardown, list(key))
+            self._fits[key] = self.teardown.isin(key)
         return self._fits[key]
 
     def by_endpoints(self, li, lp, ri, rp, proto, op, role) -> tuple[np.ndarray, np.ndarray]:
@@ -268,8 +298,8 @@ class EventIndex:
         self.ts = events["ts_ns"].to_numpy(np.int64)
         self.frame = events["frame"].to_numpy(np.int64)
         self.flow_id = events["flow_id"].to_numpy(np.int64)
-        self._src_port, self._src_ip, self._parsed = events["src_port"], events["src_ip"], fi.parsed
-        self._src_ip_text: np.ndarray | None = None
+        self._src_port = events["src_port"]
+        self._src_ip = coded_ips(events["src_ip"], fi.parsed)
         self._kind_column = events["kind"]
         self._kind: dict[str, np.ndarray] = {}
         self._sender = events["sender"] if "sender" in events else None
@@ -314,12 +344,7 @@ class EventIndex:
 
     def src_ip(self, rows: np.ndarray) -> np.ndarray:
         """The normalised source address of these rows."""
-        column = self._src_ip
-        if isinstance(column.dtype, pd.CategoricalDtype):
-            return _norm_ips(column.iloc[rows], self._parsed)
-        if self._src_ip_text is None:
-            self._src_ip_text = _norm_ips(column, self._parsed)
-        return self._src_ip_text[rows]
+        return self._src_ip[rows]
 
 
 def anchor_candidates(facts: pd.DataFrame, base_ns: np.ndarray, res_s: np.ndarray, role: str,
