@@ -196,6 +196,7 @@ def run(opts: Options, progress: Callable[[int, int], None] | None = None,
 
     stage("aligning log clocks and matching lines to flows")
     logs, clocks = _align(opts, logfiles, flows, events, phones, info)
+    memory.release()      # the matcher's flow and event indexes
 
     digits = tables.ts_digits(info.get("ts_resolution", "") or "")
     opts.out.mkdir(parents=True, exist_ok=True)
