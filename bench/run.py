@@ -12,6 +12,9 @@ synthetic capture with bench/gen_capture.py, then measures in the same run:
   tshark    `tshark -n -r CAPTURE -T fields -e ...` piped into pandas.read_csv
             (skipped on 10M unless --tshark-10m: ~4 minutes at ~45k packets/s)
   dpkt      a plain dpkt loop: Ethernet/IP/IPv6/TCP/UDP decode and per-flow flag counts
+  analyze-logs  `analyze CAPTURE --logs app.log --logs server.log --out DIR`, with 1,000
+            log lines written by bench/gen_logs.py from the capture's flows (one untimed
+            run first); every line must land on a flow
 
 Each measurement runs in a fresh child process: wall time, packets/s, CPU time, and peak
 RSS -- both the largest single process (rusage via /usr/bin/time -v, else os.wait4) and
@@ -38,7 +41,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import gen_capture  # noqa: E402
+import gen_logs  # noqa: E402
 
+LOG_LINES = 1000      # analyze-logs: lines of app and server log beside the capture
 TARGET_PPS = 3_000_000
 TARGET_RSS_MB = 300
 TSHARK_FIELDS = ["frame.number", "frame.time_epoch", "ip.src", "ip.dst", "ipv6.src", "ipv6.dst",
@@ -324,13 +329,43 @@ def ensure_capture(workdir: str, label: str, n: int, seed: int) -> tuple[str, di
     return path, truth, gen
 
 
+def bench_logs(exe: str, capture: str, label: str, workdir: str) -> tuple[list[str], int]:
+    """--logs arguments for analyze-logs, and how many lines they hold: logs written from the
+    flows of an earlier analyze run on this capture (one is made when there is none)."""
+    flows_csv = next((os.path.join(workdir, f"out-{label}-{t}", "flows.csv")
+                      for t in ("analyze-tables", "analyze")
+                      if os.path.isfile(os.path.join(workdir, f"out-{label}-{t}", "flows.csv"))), None)
+    if flows_csv is None:
+        outdir = os.path.join(workdir, f"out-{label}-flows")
+        subprocess.run([exe, capture, "--out", outdir, "--no-report", "--quiet"], check=True)
+        flows_csv = os.path.join(outdir, "flows.csv")
+    written = gen_logs.write_logs(flows_csv, os.path.join(workdir, f"logs-{label}"), LOG_LINES)
+    return ([arg for info in written.values() for arg in ("--logs", info["path"])],
+            sum(info["lines"] for info in written.values()))
+
+
+def check_logs_output(outdir: str, lines: int) -> list[str]:
+    """Every generated line is in logs.csv, on a flow."""
+    import pandas as pd
+    logs = pd.read_csv(os.path.join(outdir, "logs.csv"), usecols=["flow_id"])
+    bad = []
+    if len(logs) != lines:
+        bad.append(f"analyze-logs: logs.csv has {len(logs):,} lines, the logs {lines:,}")
+    if logs["flow_id"].isna().any():
+        bad.append(f"analyze-logs: {int(logs['flow_id'].isna().sum()):,} lines on no flow")
+    return bad
+
+
 def run_tool(tool: str, capture: str, label: str, n: int, workdir: str, truth: dict,
              analyze_exe: str | None = None) -> dict:
-    if tool in ("analyze", "analyze-tables"):
+    if tool in ("analyze", "analyze-tables", "analyze-logs"):
         exe = analyze_exe
         outdir = os.path.join(workdir, f"out-{label}-{tool}")
         # analyze-tables: flows/events/summary only (--no-report), the capture layer's own work
         cmd = [exe, capture, "--out", outdir] + (["--no-report"] if tool == "analyze-tables" else [])
+        if tool == "analyze-logs":
+            log_args, log_lines = bench_logs(exe, capture, label, workdir)
+            cmd += log_args
         shutil.rmtree(outdir, ignore_errors=True)
         print(f"[{label}] {tool}: warm-up run (untimed)", flush=True)
         warm = measure(cmd, f"{tool}-warmup")
@@ -347,6 +382,9 @@ def run_tool(tool: str, capture: str, label: str, n: int, workdir: str, truth: d
             r["error"] = f"exit {r['rc']}: {r['stderr_tail'].strip()[-600:]}"
             return r
         got, bad, notes = check_analyze_output(outdir, truth)
+        if tool == "analyze-logs":
+            bad += check_logs_output(outdir, log_lines)
+            notes = []      # the same tables as analyze's: its notes say it once
         r.update(counts=got, mismatches=bad, notes=notes, outdir=outdir)
     else:
         print(f"[{label}] {tool}: timed run", flush=True)
@@ -409,7 +447,7 @@ def fmt_table(results: dict, sizes: list[str], sizes_n: dict) -> str:
         per = results["sizes"].get(label, {}).get("tools", {})
         a = per.get("analyze", {})
         a_pps = a.get("pps")
-        for tool in ("analyze", "analyze-tables", "tshark", "dpkt"):
+        for tool in ("analyze", "analyze-tables", "analyze-logs", "tshark", "dpkt"):
             r = per.get(tool)
             if r is None:
                 continue
@@ -420,7 +458,7 @@ def fmt_table(results: dict, sizes: list[str], sizes_n: dict) -> str:
                 rows.append((label, tool, f"{r['wall_s']:.2f}", "-", "-", "-", "-",
                              "FAILED: " + r["error"].strip().splitlines()[-1][:70]))
                 continue
-            ratio = "-" if tool == "analyze" or not a_pps else f"{a_pps / r['pps']:.1f}x"
+            ratio = "-" if tool in ("analyze", "analyze-logs") or not a_pps else f"{a_pps / r['pps']:.1f}x"
             ok = "ok" if not r["mismatches"] else f"{len(r['mismatches'])} MISMATCH"
             rows.append((label, tool, f"{r['wall_s']:.2f}", f"{r['pps']:,}", f"{r['cpu_s']:.1f}",
                          f"{r['peak_rss_mb']:.0f}", ratio, ok))
@@ -452,8 +490,8 @@ def main(argv=None) -> int:
     ap.add_argument("--analyze-exe", default=None,
                     help="the analyze executable (default: the console script beside this "
                          "Python, else `analyze` on PATH)")
-    ap.add_argument("--tools", default="analyze,analyze-tables,tshark,dpkt",
-                    help="subset of analyze,analyze-tables,tshark,dpkt to measure")
+    ap.add_argument("--tools", default="analyze,analyze-tables,analyze-logs,tshark,dpkt",
+                    help="subset of analyze,analyze-tables,analyze-logs,tshark,dpkt to measure")
     args = ap.parse_args(argv)
 
     os.makedirs(args.workdir, exist_ok=True)
@@ -461,9 +499,9 @@ def main(argv=None) -> int:
     sizes_n = {lab: gen_capture.parse_count(lab) for lab in labels}
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     if args.skip_analyze:
-        tools = [t for t in tools if t not in ("analyze", "analyze-tables")]
+        tools = [t for t in tools if not t.startswith("analyze")]
     analyze_exe = args.analyze_exe or find_analyze()
-    if "analyze" in tools and analyze_exe is None:
+    if any(t.startswith("analyze") for t in tools) and analyze_exe is None:
         print("analyze: console script not found on PATH (pip install -e .); "
               "use --skip-analyze to measure the other tools only", file=sys.stderr)
         return 2
