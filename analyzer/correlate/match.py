@@ -213,6 +213,7 @@ class FlowIndex:
         td = flows["teardown_ts_ns"]
         self.teardown_ts = np.where(td.isna(), self.last, td.fillna(0)).astype(np.int64)
         self._by_teardown_ts = _order(self.teardown_ts)
+        self._teardown_ts_sorted = self.teardown_ts[self._by_teardown_ts]
         self._fits: dict[frozenset, np.ndarray] = {}
         self.phones = {_norm_ip(p) for p in phones}
         self.is_phone = tuple(ip.isin(self.phones) for ip in self.ip)
@@ -239,9 +240,9 @@ class FlowIndex:
 
     def ended_between(self, lo_ns: int, hi_ns: int) -> np.ndarray:
         """Rows (ascending) whose teardown (or last packet) time is in [lo_ns, hi_ns]."""
-        order = self._by_teardown_ts
-        times = self.teardown_ts[order]
-        return np.sort(order[np.searchsorted(times, lo_ns, "left"):np.searchsorted(times, hi_ns, "right")])
+        times = self._teardown_ts_sorted
+        lo, hi = np.searchsorted(times, lo_ns, "left"), np.searchsorted(times, hi_ns, "right")
+        return np.sort(self._by_teardown_ts[lo:hi])
 
     def ended_as(self, fits: set) -> np.ndarray:
         """Per row: did the flow end in one of these teardowns (computed once per set)."""
