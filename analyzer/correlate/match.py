@@ -211,7 +211,9 @@ class FlowIndex:
         self.last = flows["last_ts_ns"].to_numpy(np.int64)
         self.teardown = coded_text(flows["teardown"])
         td = flows["teardown_ts_ns"]
-        self.teardown_ts = np.where(td.isna(), self.last, td.fillna(0)).astype(np.int64)
+        # no teardown time: the last packet's (the reader's tables always have one: no copy)
+        self.teardown_ts = (np.where(td.isna(), self.last, td.fillna(0)).astype(np.int64)
+                            if td.hasnans else td.to_numpy(np.int64))
         self._by_teardown_ts = _order(self.teardown_ts)
         self._teardown_ts_sorted = self.teardown_ts[self._by_teardown_ts]
         self._fits: dict[frozenset, np.ndarray] = {}
@@ -340,7 +342,8 @@ class EventIndex:
         """Rows (ascending) of this kind sent by this end (phone, server, unknown)."""
         if (kind, sender) not in self._sent_by:
             rows = self.of_kind(kind)
-            self._sent_by[kind, sender] = rows[(text(self._sender.iloc[rows]) == sender).to_numpy()]
+            # compared on the categorical's codes: no text copy of the kind's rows
+            self._sent_by[kind, sender] = rows[(labels(self._sender) == sender).to_numpy()[rows]]
         return self._sent_by[kind, sender]
 
     def src_ip(self, rows: np.ndarray) -> np.ndarray:
