@@ -559,9 +559,16 @@ def main(argv=None) -> int:
             pps_ok = a["pps"] >= TARGET_PPS
             line += f" [{'PASS' if pps_ok else 'FAIL'} >= {TARGET_PPS:,}]"
             verdicts[f"{label}_pps"] = pps_ok
-        line += f", peak RSS {a['peak_rss_mb']:.0f} MB [{'PASS' if rss_ok else 'FAIL'} < {TARGET_RSS_MB}]"
+        line += f", peak RSS {a['peak_rss_mb']:.1f} MB [{'PASS' if rss_ok else 'FAIL'} < {TARGET_RSS_MB}]"
         verdicts[f"{label}_rss"] = rss_ok
         print(line)
+        with_logs = entry["tools"].get("analyze-logs")
+        if with_logs and not with_logs.get("error"):
+            # the memory target holds for a run with logs too
+            logs_ok = with_logs["peak_rss_mb"] < TARGET_RSS_MB
+            verdicts[f"{label}_logs_rss"] = logs_ok
+            print(f"  {label} with {LOG_LINES:,} log lines: peak RSS {with_logs['peak_rss_mb']:.1f} MB "
+                  f"[{'PASS' if logs_ok else 'FAIL'} < {TARGET_RSS_MB}]")
     if "analyze" not in tools:
         print("  analyze not measured (--skip-analyze / --tools)")
     results["verdicts"] = verdicts
