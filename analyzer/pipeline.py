@@ -33,8 +33,9 @@ class Options:
     signatures: Path | None = None                                  # user signature file
     lifecycle_patterns: list[str] = field(default_factory=list)     # "REGEX=state"
     report: bool = True                                             # timeline + report.html
-    # False: the Result's flows and events keep only the columns the report reads; the rest
-    # go before the timeline is drawn (the command line's choice: it reads only the summary)
+    # False: when the report is drawn, the columns it does not read go first, and the
+    # Result's flows and events hold only the rest (the command line's choice: it reads
+    # only the summary)
     keep_tables: bool = True
 
 
