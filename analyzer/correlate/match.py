@@ -81,9 +81,6 @@ class Coded:
     def __init__(self, codes: np.ndarray, table: np.ndarray):
         self.codes, self.table = codes, table
 
-    def __len__(self) -> int:
-        return len(self.codes)
-
     def __getitem__(self, rows):
         return self.table[self.codes[rows]]
 

@@ -394,9 +394,10 @@ def events_frame(ev: dict[str, np.ndarray], flows: pd.DataFrame, names: Interner
     n_k, n_t = len(ev["ts_ns"]), len(un)
     un_kind = np.where(un["teardown"].to_numpy(object) == "syn_unanswered",
                        KIND_NAMES.index("syn_unanswered"), KIND_NAMES.index("udp_unanswered"))
-    merged = _merger(ev["frame"], un["teardown_frame"].to_numpy(np.int64))
+    tail_frame = un["teardown_frame"].to_numpy(np.int64)
+    merged = _merger(ev["frame"], tail_frame)
     # the kernel's columns are let go of as they are merged (pop), to keep the peak low
-    frame = merged(ev.pop("frame"), un["teardown_frame"].to_numpy(np.int64), np.int64)
+    frame = merged(ev.pop("frame"), tail_frame, np.int64)
     ts = merged(ev.pop("ts_ns"), un["teardown_ts_ns"].to_numpy(np.int64), np.int64)
     flow_id = merged(ev.pop("flow_id"), un["flow_id"].to_numpy(np.int64), np.int64)
     kind = merged(ev.pop("kind"), un_kind, np.int8)
