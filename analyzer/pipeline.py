@@ -268,9 +268,9 @@ def _write_tables(opts: Options, flows, events, logs, digits: int) -> Writing:
     if "zeek" in opts.formats:
         from analyzer.report.zeek import write_conn_log
         jobs.append(("conn.log", write_conn_log, (flows, opts.out / "conn.log")))
-    builders = [("flows", tables.flows_table, flows), ("events", tables.events_table, events)]
+    builders = [("flows", tables.flows_columns, flows), ("events", tables.events_columns, events)]
     if logs is not None:
-        builders.append(("logs", tables.logs_table, logs))
+        builders.append(("logs", tables.logs_columns, logs))
     for fmt in (f for f in opts.formats if f in ("csv", "parquet")):
         for name, build, frame in builders:
             jobs.append((f"{name}.{fmt}", tables.write_table,

@@ -1,7 +1,7 @@
 """Compile the capture kernels ahead of time: `python -m analyzer.dissect.build_kernels`.
 
 Writes `_kernels<ext>` and its stamp `_kernels.json` beside analyzer/dissect/kernels.py (or
-into --out), from the numba source in records, decode, scan and flows, with the signatures
+into --out), from the numba source in records, decode, scan, flows and report/csv_rows, with the signatures
 kernels.SIGNATURES states. Needs numba and a C compiler; takes 10-20 s. `make install` runs it.
 Exit status 0 when built, 1 (with one line on stderr) when it could not be.
 """
@@ -67,7 +67,7 @@ def build(out: Path) -> Path:
     with tempfile.TemporaryDirectory(prefix="analyzer-kernels-") as scratch:
         cc.output_dir = scratch
         for name, (returns, params) in kernels.SIGNATURES.items():
-            function = getattr(importlib.import_module(f"analyzer.dissect.{kernels.HOMES[name]}"), name)
+            function = getattr(importlib.import_module(kernels.HOMES[name]), name)
             sig = signature(_return_type(returns), *[_numba_type(p) for p in params])
             cc.export(name, sig)(function.py_func)
         cc.compile()

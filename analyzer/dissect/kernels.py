@@ -1,7 +1,8 @@
 """The compiled capture kernels: prebuilt when they can be, numba's JIT when not.
 
-The kernels are written once, as numba functions, in records, decode, scan and flows.
-`python -m analyzer.dissect.build_kernels` (run by `make install`) compiles the five that
+The kernels are written once, as numba functions, in records, decode, scan and flows (and
+the CSV row formatter in analyzer/report/csv_rows.py).
+`python -m analyzer.dissect.build_kernels` (run by `make install`) compiles the six that
 Python calls into one extension module beside this file. A run that finds that module, built
 from the same source, loads it in a millisecond and never imports numba: that saves ~140 MB
 (numba itself, and LLVM holding the loaded code) and ~0.8 s of start-up on every run.
@@ -11,7 +12,7 @@ use and caches them, as before. The results are the same either way (tests compa
 ANALYZER_KERNELS=jit forces numba's JIT; ANALYZER_KERNELS=compiled makes a missing or stale
 build an error instead of a fallback. (CI runs the build and fails if it fails.)
 
-Python calls these five kernels only through this module. Every call's arguments are checked
+Python calls these six kernels only through this module. Every call's arguments are checked
 against SIGNATURES, the one statement of what each kernel takes: the compiled module checks
 no more than each array's item size, and a wrong dtype would otherwise be read as garbage.
 """
@@ -31,9 +32,12 @@ from analyzer.dissect.packets import DECODED_COLUMNS, FLOW_INPUT_COLUMNS, PACKET
 from analyzer.exceptions import KernelError
 
 HERE = Path(__file__).resolve().parent
+PACKAGE = HERE.parent
 MODULE_NAME = "_kernels"
-# what the compiled module is built from: a change to any of these makes a build stale
-SOURCES = ("records.py", "decode.py", "scan.py", "flows.py", "ports.py", "packets.py", "kernels.py")
+# what the compiled module is built from (paths in the analyzer package): a change to any of
+# these makes a build stale
+SOURCES = ("dissect/records.py", "dissect/decode.py", "dissect/scan.py", "dissect/flows.py",
+           "dissect/ports.py", "dissect/packets.py", "dissect/kernels.py", "report/csv_rows.py")
 
 
 # --- what each kernel takes and returns ----------------------------------------------------
@@ -60,16 +64,22 @@ SIGNATURES: dict[str, tuple[tuple[str, int], list]] = {
                          ("int64", 1), ("int64", 1), ("int64", 2), ("bool", 2), ("int64", 1)]),
     "mark_idle": (("int64", 0), [("int64", 2), ("int64", 3), I64, ("int64", 1)]),
     "rebuild_index": (("none", 0), [("int64", 1), ("uint64", 2), ("int64", 2)]),
+    # start, stop, cells (columns x rows), column kinds, fraction digits, quoted texts, their
+    # offsets, each column's first text, the widest row, the output buffer
+    "format_rows": (("tuple", 2), [I64, I64, ("int64", 2), ("int64", 1), I64, ("uint8", 1),
+                                   ("int64", 1), ("int64", 1), I64, ("uint8", 1)]),
 }
-HOMES = {"scan_pcap": "scan", "scan_pcapng": "scan", "process_batch": "flows",
-         "mark_idle": "flows", "rebuild_index": "flows"}
+# the module each kernel's source is in
+HOMES = {"scan_pcap": "analyzer.dissect.scan", "scan_pcapng": "analyzer.dissect.scan",
+         "process_batch": "analyzer.dissect.flows", "mark_idle": "analyzer.dissect.flows",
+         "rebuild_index": "analyzer.dissect.flows", "format_rows": "analyzer.report.csv_rows"}
 
 
 def fingerprint() -> str:
     """Hash of the kernel source: a build is used only if it was made from this source."""
     digest = hashlib.sha256()
     for name in SOURCES:
-        digest.update(name.encode() + b"\0" + (HERE / name).read_bytes())
+        digest.update(name.encode() + b"\0" + (PACKAGE / name).read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -158,7 +168,7 @@ def _kernel(name: str):
         function = getattr(_compiled, name)
     else:
         import importlib
-        function = getattr(importlib.import_module(f"analyzer.dissect.{HOMES[name]}"), name)
+        function = getattr(importlib.import_module(HOMES[name]), name)
     check = _checker(name)
 
     def call(*args):

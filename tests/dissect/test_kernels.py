@@ -118,7 +118,7 @@ def test_the_signatures_match_what_the_callers_pass():
     import inspect
     import importlib
     for name, (_, params) in kernels.SIGNATURES.items():
-        module = importlib.import_module(f"analyzer.dissect.{kernels.HOMES[name]}")
+        module = importlib.import_module(kernels.HOMES[name])
         function = getattr(module, name)
         source = getattr(function, "py_func", function)
         assert len(inspect.signature(source).parameters) == len(params), name
