@@ -12,7 +12,7 @@ from typing import Callable
 
 import pandas as pd
 
-from analyzer import memory, schema
+from analyzer import frames, memory, schema
 from analyzer.dissect import labels, phones as phone_rules
 from analyzer.dissect.flows import FlowTable
 from analyzer.exceptions import AnalyzerError
@@ -203,7 +203,8 @@ def run(opts: Options, progress: Callable[[int, int], None] | None = None,
     opts.out.mkdir(parents=True, exist_ok=True)
     stage("writing tables, finding background periods and judging the session")
     # The tables are written on the other core while the session is judged: the writers
-    # spend their time in Arrow's C++ code, without the GIL. Nothing below changes the frames.
+    # spend their time in the compiled CSV kernel, without the GIL. Nothing below changes
+    # the frames.
     writing = _write_tables(opts, flows, events, logs if logfiles else None, digits)
     from analyzer.correlate import lifecycle, signatures
     try:
@@ -231,9 +232,9 @@ def run(opts: Options, progress: Callable[[int, int], None] | None = None,
             "total": int(len(flows)),
             "peak_live": int(peak),
             "by_teardown": _by_teardown(flows),
-            "by_conn_state": {str(k): int(v) for k, v in flows["conn_state"].value_counts().items()},
+            "by_conn_state": {str(k): int(v) for k, v in frames.value_counts(flows["conn_state"]).items()},
         },
-        "events": {str(k): int(v) for k, v in events["kind"].value_counts().items() if v},
+        "events": {str(k): int(v) for k, v in frames.value_counts(events["kind"]).items() if v},
         "logs": {l.name: {"format": l.format, "role": l.role, "events": int(len(l.events)),
                           "stats": l.stats} for l in logfiles},
         "clocks": clocks,
@@ -318,8 +319,5 @@ def _by_teardown(flows: pd.DataFrame) -> dict:
     """{teardown: {sender: count}}: the table the command prints."""
     if flows.empty:
         return {}
-    grouped = flows.groupby(["teardown", "teardown_by"]).size()
-    out: dict = {}
-    for (kind, by), count in grouped.items():
-        out.setdefault(kind, {})[by] = int(count)
-    return out
+    return {str(kind): {str(by): count for by, count in senders.items()}
+            for kind, senders in frames.pair_counts(flows["teardown"], flows["teardown_by"]).items()}

@@ -212,17 +212,24 @@ def frame_evidence_at(flows: pd.DataFrame, rows: np.ndarray, by_phone=False) -> 
 def _signs_of_life(flows: pd.DataFrame, events: pd.DataFrame) -> np.ndarray:
     """Times at which the phone acted like a foreground app: it dialled (SYN), accepted
     (SYN-ACK) or started a new UDP conversation."""
-    times = []
+    # the times are picked straight into the array that is then sorted in place: on a
+    # million events, every copy of them is several MB
+    picks = []
     if events is not None and len(events):
-        kind = labels(events["kind"])
-        sender = labels(events["sender"])
-        mask = kind.isin(("syn", "synack")) & (sender == "phone")
-        times.append(events.loc[mask, "ts_ns"].to_numpy(np.int64))
+        mask = (labels(events["kind"]).isin(("syn", "synack")) & (labels(events["sender"]) == "phone")).to_numpy()
+        picks.append((mask, events["ts_ns"].to_numpy(np.int64)))
     if len(flows):
         mask = ((lowered(flows["proto"]) == "udp")
-                & (labels(flows["phone_role"]) == "initiator"))
-        times.append(flows.loc[mask, "first_ts_ns"].to_numpy(np.int64))
-    return np.sort(np.concatenate(times)) if times else np.empty(0, np.int64)
+                & (labels(flows["phone_role"]) == "initiator")).to_numpy()
+        picks.append((mask, flows["first_ts_ns"].to_numpy(np.int64)))
+    times = np.empty(sum(int(np.count_nonzero(mask)) for mask, _ in picks), np.int64)
+    at = 0
+    for mask, ts in picks:
+        n = int(np.count_nonzero(mask))
+        np.compress(mask, ts, out=times[at:at + n])
+        at += n
+    times.sort()
+    return times
 
 
 def bursts(flows: pd.DataFrame, events: pd.DataFrame, window_s: float = BURST_WINDOW_S,
@@ -307,9 +314,17 @@ def in_periods(ts_ns, found: list[dict], slack_s: float = 0.0) -> np.ndarray:
     ends = np.array([never if p["end_ns"] is None else p["end_ns"] for p in found], dtype=np.int64)
     order = np.argsort(starts, kind="stable")
     starts, reach = starts[order], np.maximum.accumulate(ends[order])
-    idx = np.searchsorted(starts, ts, side="right")
-    inside = idx > 0                    # some period starts at or before the time
-    idx -= 1
-    np.maximum(idx, 0, out=idx)
-    inside &= ts <= reach[idx]
+    inside = np.empty(len(ts), dtype=bool)
+    # a step at a time: the search's temporaries are 8 bytes per time, on every flow
+    for at in range(0, len(ts), IN_PERIODS_STEP):
+        part = ts[at:at + IN_PERIODS_STEP]
+        idx = np.searchsorted(starts, part, side="right")
+        hit = idx > 0                   # some period starts at or before the time
+        idx -= 1
+        np.maximum(idx, 0, out=idx)
+        hit &= part <= reach[idx]
+        inside[at:at + len(part)] = hit
     return inside
+
+
+IN_PERIODS_STEP = 262144

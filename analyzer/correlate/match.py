@@ -29,6 +29,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from analyzer import frames
 from analyzer.frames import labels, text
 
 TIGHT_S = 0.5        # an app blocked in read/accept/dial wakes up within this
@@ -92,7 +93,7 @@ class Coded:
 def coded_text(column: pd.Series, lower: bool = False) -> Coded:
     """A text column as Coded ("" where missing), optionally lower-cased."""
     if isinstance(column.dtype, pd.CategoricalDtype):
-        codes, uniques = np.asarray(column.cat.codes), column.cat.categories
+        codes, uniques = frames.codes(column), column.cat.categories
     else:
         codes, uniques = pd.factorize(text(column).to_numpy(object))
     values = [str(u).lower() if lower else str(u) for u in uniques]
@@ -117,7 +118,7 @@ def coded_ips(column: pd.Series, memo: dict | None = None) -> Coded:
         known = (categories, np.array([_norm_ip(u) for u in categories] + [None], object))
         if memo is not None:
             memo[id(categories)] = known
-    return Coded(np.asarray(column.cat.codes), known[1])
+    return Coded(frames.codes(column), known[1])
 
 
 def _split(ep: str) -> tuple[str | None, int | None]:

@@ -230,17 +230,17 @@ def features(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | Non
     f["clean_close_share"] = (float((labels(flows.loc[fin_closed, "conn_state"]) == "SF").mean())
                               if count(fin_closed) else 0.0)
     if n:
-        # in place: each temporary here is as long as the flows table
-        packets = flows["packets_i2r"].to_numpy(np.int64, copy=True)
-        packets += flows["packets_r2i"].to_numpy()
-        packets -= 1
+        # the mean gap between packets, on the server's TCP resets only (a few columns'
+        # worth of temporaries as long as the flows table, otherwise)
+        rows = np.flatnonzero((tcp & (teardown == "rst") & (by == "server")).to_numpy())
+        packets = (flows["packets_i2r"].to_numpy(np.int64)[rows]
+                   + flows["packets_r2i"].to_numpy(np.int64)[rows] - 1)
         np.maximum(packets, 1, out=packets)
-        span = flows["teardown_ts_ns"].to_numpy(np.int64, copy=True)
-        span -= flows["first_ts_ns"].to_numpy(np.int64)
+        span = (flows["teardown_ts_ns"].to_numpy(np.int64)[rows]
+                - flows["first_ts_ns"].to_numpy(np.int64)[rows])
         gap = span / 1e9
-        del span
         gap /= packets
-        f["server_rst_after_idle"] = count(tcp & (teardown == "rst") & (by == "server") & (gap >= IDLE_S))
+        f["server_rst_after_idle"] = int((gap >= IDLE_S).sum())
     else:
         f["server_rst_after_idle"] = 0
     ev_kind = labels(events["kind"]) if events is not None and len(events) else pd.Series([], dtype=object)
@@ -372,10 +372,11 @@ def _flow_attrs(flows: pd.DataFrame, periods: list[dict]) -> pd.DataFrame:
     end = np.where(labels(flows["teardown"]) != "open", flows["teardown_ts_ns"], flows["last_ts_ns"])
     in_bg = lifecycle_mod.in_periods(end, periods, 0.0)
     # A flow that simply went quiet just before the app left (UDP has no close) counts too.
-    quiet_before = lifecycle_mod.in_periods(end + int(BACKGROUND_SLACK_S * 1e9), periods, 0.0)
+    end += int(BACKGROUND_SLACK_S * 1e9)        # in place: np.where's array is our own
+    in_bg |= lifecycle_mod.in_periods(end, periods, 0.0)
     return pd.DataFrame({"kind": kinds.array, "teardown": labels(flows["teardown"]).array,
                          "by": labels(flows["teardown_by"]).array,
-                         "in_background": in_bg | quiet_before}, index=flows.index)
+                         "in_background": in_bg}, index=flows.index)
 
 
 def _pattern_mask(pattern: dict, attrs: pd.DataFrame) -> np.ndarray:
@@ -395,15 +396,15 @@ def _flow_verdicts(flows, logs, periods, ranked, min_score) -> tuple[list[dict],
     attrs = _flow_attrs(flows, periods)
     # each flow's signature as its number in `ranked` (-1: none), not a column of strings
     assigned = np.full(len(flows), -1, dtype=np.int32)
-    confidence = np.zeros(len(flows))
+    # A signature the session rules out still names a flow, with low confidence. (One
+    # figure per signature, not a column of them.)
+    confidence = [round(s if s >= min_score else 0.3 * max(s, 0.5), 2) for s, _, _, _ in ranked]
     # The session's best explanation first, then the others in score order.
-    for number, (s, _, sig, _) in enumerate(ranked):
+    for number, (_, _, sig, _) in enumerate(ranked):
         for pattern in sig.get("flow", []):
             mask = _pattern_mask(pattern, attrs)
             mask &= assigned < 0
             assigned[mask] = number
-            # A signature the session rules out still names a flow, with low confidence.
-            confidence[mask] = round(s if s >= min_score else 0.3 * max(s, 0.5), 2)
     explained = (attrs["teardown"] != "open").to_numpy() | (assigned >= 0)
     idx = np.flatnonzero(explained)
     omitted = max(0, len(idx) - MAX_FLOW_VERDICTS)
@@ -428,7 +429,7 @@ def _flow_verdicts(flows, logs, periods, ranked, min_score) -> tuple[list[dict],
         number = assigned[pos]
         out.append({"flow_id": int(row.flow_id), "kind": attrs["kind"].iat[pos],
                     "behaviour": ranked[number][2]["id"] if number >= 0 else "unknown",
-                    "confidence": float(confidence[pos]) if number >= 0 else 0.0,
+                    "confidence": float(confidence[number]) if number >= 0 else 0.0,
                     "evidence": evidence})
     return out, omitted
 
@@ -493,8 +494,9 @@ def seed_table(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | N
     has_app_log = "app" in roles
     table = {}
     for kind in present:
-        # only the columns the table reads: a kind can hold most of a million flows
-        kflows = flows.loc[(kinds == kind).to_numpy(), _SEED_COLUMNS] if len(kinds) else flows
+        # only the columns the table reads, and no copy of the index: a kind can hold most
+        # of a million flows
+        kflows = _rows_of(flows, (kinds == kind).to_numpy()) if len(kinds) else flows
         ref_ns = _first_teardown(kflows)
         if ref_ns is None:
             ref_ns = first_period
@@ -514,6 +516,12 @@ def seed_table(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | N
 
 
 _SEED_COLUMNS = ["first_ts_ns", "syn_count", "teardown", "teardown_by", "teardown_ts_ns"]
+
+
+def _rows_of(flows: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
+    """The _SEED_COLUMNS of the rows where mask holds, numbered from 0."""
+    rows = np.flatnonzero(mask)
+    return pd.DataFrame({c: flows[c].array.take(rows) for c in _SEED_COLUMNS}, copy=False)
 
 
 def _earliest(ts: np.ndarray, mask: np.ndarray) -> int:

@@ -15,6 +15,8 @@ import ipaddress
 import numpy as np
 import pandas as pd
 
+from analyzer import frames
+
 
 SENDERS = ["phone", "server", "unknown"]
 
@@ -80,7 +82,7 @@ def phones_from_logs(flows: pd.DataFrame, log_events: list[pd.DataFrame]) -> tup
 def _codes(column: pd.Series, categories: pd.Index) -> np.ndarray:
     """Codes of a text column against `categories` (-1 where absent)."""
     if isinstance(column.dtype, pd.CategoricalDtype) and column.cat.categories.equals(categories):
-        return column.cat.codes.to_numpy()      # int16 or int32: no widened copy
+        return frames.codes(column)      # int16 or int32, its own: no copy
     return categories.get_indexer(column.astype(object).fillna(""))
 
 

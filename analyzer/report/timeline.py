@@ -27,7 +27,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from analyzer import memory
-from analyzer.frames import labels, text
+from analyzer.frames import codes, labels, text
 from analyzer.correlate.signatures import KINDS, log_kinds, socket_kinds  # noqa: E402
 
 MAX_LANES = 40
@@ -174,7 +174,7 @@ def _lanes(flows: pd.DataFrame) -> tuple[list[dict], LaneMap]:
     if not len(flows):
         return [], LaneMap([], [])
     kinds = socket_kinds(flows)
-    kind_code = kinds.cat.codes.to_numpy()
+    kind_code = codes(kinds)
     kind_names = list(kinds.cat.categories)
     flow_id = flows["flow_id"].to_numpy(np.int64)
     first_ts = flows["first_ts_ns"].to_numpy(np.int64)

@@ -1,0 +1,65 @@
+"""The table helpers that stand in for pandas on big tables give pandas' answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from hypothesis import given, settings, strategies as st
+
+from analyzer import frames
+
+VALUES = st.lists(st.one_of(st.none(), st.sampled_from(["rst", "fin", "open", "syn", "a b"])),
+                  max_size=60)
+
+
+def _categorical(values, extra):
+    # categories in an order of their own, some never used, some rows missing
+    categories = sorted(set(v for v in values if v is not None) | set(extra), reverse=True)
+    return pd.Series(pd.Categorical(values, categories=categories))
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=VALUES, extra=st.lists(st.sampled_from(["x", "y", "z"]), max_size=3),
+       step=st.integers(1, 70))
+def test_value_counts_is_pandas(values, extra, step):
+    column = _categorical(values, extra)
+    old, frames.COUNT_STEP = frames.COUNT_STEP, step      # many steps, and one
+    try:
+        ours = frames.value_counts(column)
+    finally:
+        frames.COUNT_STEP = old
+    theirs = column.value_counts()
+    assert list(ours.index) == list(theirs.index)
+    assert ours.to_numpy().tolist() == theirs.to_numpy().tolist()
+
+
+@settings(max_examples=300, deadline=None)
+@given(pairs=st.lists(st.tuples(st.one_of(st.none(), st.sampled_from(["rst", "fin", "open"])),
+                                st.one_of(st.none(), st.sampled_from(["phone", "server", "unknown"]))),
+                      max_size=60),
+       step=st.integers(1, 70))
+def test_pair_counts_is_a_groupby(pairs, step):
+    first = _categorical([a for a, _ in pairs], ["refused"])
+    second = _categorical([b for _, b in pairs], [])
+    old, frames.COUNT_STEP = frames.COUNT_STEP, step
+    try:
+        ours = frames.pair_counts(first, second)
+    finally:
+        frames.COUNT_STEP = old
+    expected: dict = {}
+    grouped = pd.DataFrame({"a": first, "b": second}).groupby(["a", "b"], observed=True).size()
+    for (a, b), count in grouped.items():
+        expected.setdefault(a, {})[b] = int(count)
+    assert ours == expected
+    assert list(ours) == list(expected) and all(list(ours[k]) == list(expected[k]) for k in ours)
+    # the same answer for plain text columns
+    plain = frames.pair_counts(first.astype(object), second.astype(object))
+    assert {k: dict(sorted(v.items())) for k, v in plain.items()} == \
+        {k: dict(sorted(v.items())) for k, v in expected.items()}
+
+
+def test_codes_are_the_columns_own():
+    column = pd.Series(pd.Categorical(["a", "b", "a"]))
+    own = frames.codes(column)
+    assert own.tolist() == [0, 1, 0] and not own.flags.writeable
+    assert np.shares_memory(own, column.array.codes)
