@@ -193,8 +193,8 @@ class FlowIndex:
         if not flows["flow_id"].is_monotonic_increasing:   # the reader's tables already are
             flows = flows.sort_values("flow_id", kind="stable")
         self.n = len(flows)
-        self.first_frame = flows["first_frame"].to_numpy(np.int64)
-        self.flow_id = flows["flow_id"].to_numpy(np.int64)
+        self.first_frame = _ints(flows["first_frame"])
+        self.flow_id = _ints(flows["flow_id"])
         # text columns stay codes (see Coded): read row by row only for the few rows a line tests
         self.proto = coded_text(flows["proto"], lower=True)
         self.parsed: dict = {}          # addresses parsed, by categories (see coded_ips)
@@ -297,8 +297,8 @@ class EventIndex:
 
     def __init__(self, events: pd.DataFrame, fi: FlowIndex):
         self.ts = events["ts_ns"].to_numpy(np.int64)
-        self.frame = events["frame"].to_numpy(np.int64)
-        self.flow_id = events["flow_id"].to_numpy(np.int64)
+        self.frame = _ints(events["frame"])
+        self.flow_id = _ints(events["flow_id"])
         self._src_port = events["src_port"]
         self._src_ip = coded_ips(events["src_ip"], fi.parsed)
         self._kind_column = events["kind"]
@@ -332,6 +332,9 @@ class EventIndex:
         flow_ids = np.unique(flow_ids)
         if not len(flow_ids):
             return np.empty(0, np.int64)
+        if flows_of.dtype != flow_ids.dtype and flow_ids.max() <= np.iinfo(flows_of.dtype).max:
+            # the keys in the array's own type: else numpy would cast the array on every call
+            flow_ids = flow_ids.astype(flows_of.dtype)
         lo = np.searchsorted(flows_of, flow_ids, "left")
         hi = np.searchsorted(flows_of, flow_ids, "right")
         return np.sort(np.concatenate([rows[a:b] for a, b in zip(lo, hi)]))

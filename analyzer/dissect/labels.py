@@ -270,10 +270,25 @@ def teardowns(FL: np.ndarray, EP: np.ndarray):
     return kind, side, frame, ts
 
 
+INT32_MAX = np.iinfo(np.int32).max
+
+
+def counting_type(*columns: np.ndarray):
+    """int32 for frame numbers and flow ids while they fit (below 2**31: any capture of
+    fewer than two billion packets), else int64. A million events' two such columns are
+    12 MB smaller, held through every stage."""
+    top = max((int(c.max()) for c in columns if len(c)), default=0)
+    low = min((int(c.min()) for c in columns if len(c)), default=0)
+    return np.int32 if 0 <= low and top <= INT32_MAX else np.int64
+
+
 def flows_frame(cols: dict[str, np.ndarray], names: Interner) -> pd.DataFrame:
     """One row per flow, by side (phone attribution is added by phones.py). Text columns
     are categoricals over the interner's tables."""
     addr = names.addr_text
+    counting = counting_type(cols["flow_id"], cols["first_frame"], cols["last_frame"], cols["teardown_frame"])
+    for name in ("flow_id", "first_frame", "last_frame", "teardown_frame"):
+        cols[name] = cols[name].astype(counting, copy=False)
     proto = cols["proto"]
     puniq, pcodes = np.unique(proto, return_inverse=True) if len(proto) else (np.zeros(0, np.uint8), np.zeros(0, np.int64))
     df = pd.DataFrame({
@@ -396,10 +411,11 @@ def events_frame(ev: dict[str, np.ndarray], flows: pd.DataFrame, names: Interner
                        KIND_NAMES.index("syn_unanswered"), KIND_NAMES.index("udp_unanswered"))
     tail_frame = un["teardown_frame"].to_numpy(np.int64)
     merged = _merger(ev["frame"], tail_frame)
+    counting = counting_type(ev["frame"], ev["flow_id"], tail_frame, un["flow_id"].to_numpy())
     # the kernel's columns are let go of as they are merged (pop), to keep the peak low
-    frame = merged(ev.pop("frame"), tail_frame, np.int64)
+    frame = merged(ev.pop("frame"), tail_frame, counting)
     ts = merged(ev.pop("ts_ns"), un["teardown_ts_ns"].to_numpy(np.int64), np.int64)
-    flow_id = merged(ev.pop("flow_id"), un["flow_id"].to_numpy(np.int64), np.int64)
+    flow_id = merged(ev.pop("flow_id"), un["flow_id"].to_numpy(), counting)
     kind = merged(ev.pop("kind"), un_kind, np.int8)
     side = merged(ev.pop("side"), np.zeros(n_t, np.int8), np.int8)
     code = merged(ev.pop("code"), np.zeros(n_t, np.int32), np.int32)
