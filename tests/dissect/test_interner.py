@@ -90,3 +90,13 @@ def test_end_of_flow_events_merge_like_a_stable_sort(kernel, tail, kernel_sorted
     expected = np.concatenate([labels_k, labels_t])[order]
     np.testing.assert_array_equal(merged(labels_k, labels_t, np.int32), expected)
     np.testing.assert_array_equal(merged(k, t, np.int64), np.concatenate([k, t])[order])
+
+
+def test_frame_numbers_and_flow_ids_narrow_only_while_they_fit():
+    from analyzer.dissect.labels import counting_type
+    small = np.array([1, 2**31 - 1], np.int64)
+    assert counting_type(small, np.zeros(0, np.int64)) is np.int32
+    assert counting_type(np.zeros(0, np.int64)) is np.int32
+    # one value past int32 anywhere keeps every column int64, as read
+    assert counting_type(small, np.array([2**31], np.int64)) is np.int64
+    assert counting_type(np.array([-1], np.int64)) is np.int64
