@@ -12,6 +12,17 @@ def codes(column: pd.Series) -> np.ndarray:
     return column.array.codes
 
 
+def isin(column: pd.Series, values) -> np.ndarray:
+    """column.isin(values) as a numpy mask. A categorical is tested once per category and
+    read through its codes: pandas' isin of a categorical costs ~10 ns a row, this ~1.5."""
+    values = list(values)
+    if not isinstance(column.dtype, pd.CategoricalDtype):
+        return column.isin(values).to_numpy()
+    # the last entry answers for missing rows (code -1): in only if a missing value is asked
+    lut = np.append(column.cat.categories.isin(values), any(pd.isna(v) for v in values))
+    return lut[codes(column)]
+
+
 COUNT_STEP = 262144     # rows counted per step
 
 

@@ -63,3 +63,13 @@ def test_codes_are_the_columns_own():
     own = frames.codes(column)
     assert own.tolist() == [0, 1, 0] and not own.flags.writeable
     assert np.shares_memory(own, column.array.codes)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=VALUES, extra=st.lists(st.sampled_from(["x", "y"]), max_size=2),
+       wanted=st.lists(st.one_of(st.none(), st.sampled_from(["rst", "fin", "x", "nowhere"])), max_size=3))
+def test_isin_is_pandas(values, extra, wanted):
+    column = _categorical(values, extra)
+    assert frames.isin(column, wanted).tolist() == column.isin(wanted).tolist()
+    plain = column.astype(object)
+    assert frames.isin(plain, wanted).tolist() == plain.isin(wanted).tolist()

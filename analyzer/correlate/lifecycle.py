@@ -19,6 +19,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from analyzer import frames
 from analyzer.frames import labels, lowered, text
 
 # Labels (analyzer/logs/lifecycle.py vocabulary) that take the app out of the foreground, and
@@ -170,9 +171,9 @@ def _ordered(mask: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _phone_teardowns(flows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """The TCP flows the phone reset or closed: positions by teardown time, and the times."""
-    mask = (labels(flows["teardown"]).isin(_PHONE_TEARDOWNS)
-            & (labels(flows["teardown_by"]) == "phone")
-            & (lowered(flows["proto"]) == "tcp")).to_numpy()
+    mask = (frames.isin(flows["teardown"], _PHONE_TEARDOWNS)
+            & ((labels(flows["teardown_by"]) == "phone")
+               & (lowered(flows["proto"]) == "tcp")).to_numpy())
     return _ordered(mask, flows["teardown_ts_ns"].to_numpy(np.int64))
 
 
@@ -189,9 +190,8 @@ def _phone_teardowns_between(flows, start_ns: int, end_ns: int | None) -> list[d
 def _listener_failures(flows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """SYNs to the phone's listener that were refused or went unanswered: positions by
     first time, and the times."""
-    mask = ((labels(flows["phone_role"]) == "responder")
-            & (lowered(flows["proto"]) == "tcp")
-            & labels(flows["teardown"]).isin(_LISTENER_FAILURES)).to_numpy()
+    mask = (((labels(flows["phone_role"]) == "responder") & (lowered(flows["proto"]) == "tcp")).to_numpy()
+            & frames.isin(flows["teardown"], _LISTENER_FAILURES))
     return _ordered(mask, flows["first_ts_ns"].to_numpy(np.int64))
 
 
@@ -216,7 +216,7 @@ def _signs_of_life(flows: pd.DataFrame, events: pd.DataFrame) -> np.ndarray:
     # million events, every copy of them is several MB
     picks = []
     if events is not None and len(events):
-        mask = (labels(events["kind"]).isin(("syn", "synack")) & (labels(events["sender"]) == "phone")).to_numpy()
+        mask = frames.isin(events["kind"], ("syn", "synack")) & (labels(events["sender"]) == "phone").to_numpy()
         picks.append((mask, events["ts_ns"].to_numpy(np.int64)))
     if len(flows):
         mask = ((lowered(flows["proto"]) == "udp")

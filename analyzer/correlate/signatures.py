@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analyzer import frames
 from analyzer.frames import labels, lowered, text
 from analyzer.correlate import lifecycle as lifecycle_mod
 
@@ -253,7 +254,7 @@ def features(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | Non
         f["phone_teardown_burst"] = bool(lifecycle_mod.bursts(flows, events, evidence=False)) if n else False
     f["lifecycle_periods"] = len(periods)
     f["lifecycle_from_logs"] = any(p.get("basis") == "log" for p in periods)
-    phone_td = tcp & teardown.isin(("rst", "fin")) & (by == "phone")
+    phone_td = tcp & frames.isin(teardown, ("rst", "fin")) & (by == "phone")
     if count(phone_td) and periods:
         inside = lifecycle_mod.in_periods(flows.loc[phone_td, "teardown_ts_ns"], periods, BACKGROUND_SLACK_S)
         f["phone_teardowns_in_background"] = float(inside.mean())
@@ -384,7 +385,7 @@ def _pattern_mask(pattern: dict, attrs: pd.DataFrame) -> np.ndarray:
     for key in ("kind", "teardown", "by"):
         if key in pattern:
             want = pattern[key] if isinstance(pattern[key], list) else [pattern[key]]
-            mask &= attrs[key].isin(want).to_numpy()
+            mask &= frames.isin(attrs[key], want)
     if "in_background" in pattern:
         mask &= attrs["in_background"].to_numpy() == bool(pattern["in_background"])
     return mask
@@ -532,7 +533,7 @@ def _earliest(ts: np.ndarray, mask: np.ndarray) -> int:
 
 
 def _first_teardown(kflows: pd.DataFrame) -> int | None:
-    closing = labels(kflows["teardown"]).isin(("rst", "fin")).to_numpy()
+    closing = frames.isin(kflows["teardown"], ("rst", "fin"))
     if not closing.any():
         return None
     by_phone = closing & (labels(kflows["teardown_by"]) == "phone").to_numpy()
@@ -557,8 +558,8 @@ def _first_error(rows: pd.DataFrame, after_ns: int | None) -> str | None:
 
 
 def _server_error_from_capture(kflows: pd.DataFrame) -> str | None:
-    closing = (labels(kflows["teardown"]).isin(("rst", "fin"))
-               & (labels(kflows["teardown_by"]) == "phone")).to_numpy()
+    closing = (frames.isin(kflows["teardown"], ("rst", "fin"))
+               & (labels(kflows["teardown_by"]) == "phone").to_numpy())
     first = _earliest(kflows["teardown_ts_ns"].to_numpy(), closing)
     if first < 0:
         return None

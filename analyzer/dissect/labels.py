@@ -14,7 +14,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from analyzer import memory
+from analyzer import frames, memory
 from analyzer.dissect import flows as F
 from analyzer.dissect.packets import halves_to_addr
 
@@ -404,7 +404,7 @@ def events_frame(ev: dict[str, np.ndarray], flows: pd.DataFrame, names: Interner
     order. `side` is the sending side. Text columns are categoricals: each distinct address
     or detail is formatted once, whatever the number of events. Small integer types keep a
     million events to tens of megabytes."""
-    un = flows.loc[flows["teardown"].isin(("syn_unanswered", "udp_unanswered")).to_numpy(),
+    un = flows.loc[frames.isin(flows["teardown"], ("syn_unanswered", "udp_unanswered")),
                    _UNANSWERED_COLUMNS]
     n_k, n_t = len(ev["ts_ns"]), len(un)
     un_kind = np.where(un["teardown"].to_numpy(object) == "syn_unanswered",
