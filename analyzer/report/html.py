@@ -387,7 +387,13 @@ def render(out_dir, summary: dict, flows: pd.DataFrame | Listing | None,
 def _summary_text(summary: dict, limit: int = 200_000) -> str:
     """summary.json as the page shows it (indented when small, as the file is), cut at
     `limit` characters."""
-    return summary_json(_jsonable(summary), indent=1)[:limit]
+    try:
+        # numpy scalars go through summary_json's own conversion: walking the summary first
+        # took 0.15 s with a long capture's hundreds of periods
+        text = summary_json(summary, indent=1)
+    except TypeError:       # something json takes only once converted (a numpy key)
+        text = summary_json(_jsonable(summary), indent=1)
+    return text[:limit]
 
 
 def _jsonable(value):

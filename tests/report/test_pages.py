@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -278,3 +279,8 @@ def test_narrowed_tables_draw_the_same_report(tmp_path):
         return re.sub(r"([#\"_])([pmC]?[0-9_]*)[0-9a-f]{10}\b", r"\1\2X", text)
     assert page(True) == page(False)
     assert "huawei_background_kill" in page(False)
+
+
+def test_the_page_shows_a_summary_with_numpy_keys_and_values():
+    summary = {"a": np.int64(3), "b": [np.float64(0.5), (1, 2)], "c": {np.int64(7): np.bool_(True)}}
+    assert json.loads(html._summary_text(summary)) == {"a": 3, "b": [0.5, [1, 2]], "c": {"7": True}}
