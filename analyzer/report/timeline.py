@@ -22,7 +22,7 @@ matplotlib.use("Agg")  # files only; no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from matplotlib.collections import LineCollection  # noqa: E402
+from matplotlib.collections import LineCollection, PolyCollection  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
@@ -239,15 +239,22 @@ def _shade_periods(ax, lifecycle, t0, x_max) -> None:
     if len(periods) > MAX_PERIODS:  # merge neighbours: a soak test can flap all day
         step = len(periods) / MAX_PERIODS
         periods = [periods[int(i * step)] for i in range(MAX_PERIODS)]
+    # one collection of full-height bands, not a patch per period (axvspan): hundreds of
+    # periods are common, and each patch costs its own artist when drawn
+    bands, colors = [], []
     for p in periods:
         start = (p["start_ns"] - t0) / 1e9
         end = x_max if p["end_ns"] is None else (p["end_ns"] - t0) / 1e9
-        color = "#9e9e9e" if p.get("basis") == "log" else "#c7b3e6"
-        ax.axvspan(start, end, color=color, alpha=0.22, lw=0, zorder=0)
+        bands.append([(start, 0), (start, 1), (end, 1), (end, 0)])
+        colors.append("#9e9e9e" if p.get("basis") == "log" else "#c7b3e6")
         if len(periods) > MAX_PERIOD_LABELS:
             continue    # labels that many would only overlap; the legend names the shading
         ax.text(start, 1.0, f" {p.get('state', 'background')} ({p.get('basis')})",
                 transform=ax.get_xaxis_transform(), fontsize=7, va="top", ha="left", color="#555555")
+    if bands:
+        ax.add_collection(PolyCollection(bands, facecolors=colors, alpha=0.22, linewidths=0,
+                                         zorder=0, transform=ax.get_xaxis_transform()),
+                          autolim=False)
 
 
 def _merge(intervals: np.ndarray, tol: float) -> np.ndarray:
@@ -527,12 +534,15 @@ def _axes(ax, lanes, t0, x_max, phone_tz_s) -> None:
 
 
 def _default_title(flows, events, stats) -> str:
-    parts = [f"{stats['flows']:,} flows", f"{stats['events']:,} events"]
+    title = f"Socket timeline: {stats['flows']:,} flows, {stats['events']:,} events"
+    # what was thinned goes on a line of its own: on one line with the counts, a big
+    # capture's title ran past the figure's right edge
+    notes = []
     if stats["events_drawn"] < stats["events"]:
-        parts.append(f"{stats['events_drawn']:,} markers drawn (thinned per lane and time column)")
+        notes.append(f"{stats['events_drawn']:,} markers drawn (thinned per lane and time column)")
     if stats["aggregated_flows"]:
-        parts.append(f"{stats['aggregated_flows']:,} flows in aggregate lanes")
-    return "Socket timeline: " + ", ".join(parts)
+        notes.append(f"{stats['aggregated_flows']:,} flows in aggregate lanes")
+    return title + ("\n" + ", ".join(notes) if notes else "")
 
 
 def _legend(ax, events, err_logs, lifecycle) -> None:

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import matplotlib.image as mpimg
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -284,3 +285,20 @@ def test_narrowed_tables_draw_the_same_report(tmp_path):
 def test_the_page_shows_a_summary_with_numpy_keys_and_values():
     summary = {"a": np.int64(3), "b": [np.float64(0.5), (1, 2)], "c": {np.int64(7): np.bool_(True)}}
     assert json.loads(html._summary_text(summary)) == {"a": 3, "b": [0.5, [1, 2]], "c": {"7": True}}
+
+
+def test_a_thinned_timeline_keeps_its_title_within_the_figure():
+    """The counts and the thinning notes go on two lines: one line ran past the right edge
+    of a 10M-packet capture's figure."""
+    stats = {"flows": 490_228, "events": 1_450_869, "events_drawn": 8_668, "aggregated_flows": 490_192}
+    first, second = timeline._default_title(None, None, stats).split("\n")
+    assert first == "Socket timeline: 490,228 flows, 1,450,869 events"
+    assert second == "8,668 markers drawn (thinned per lane and time column), 490,192 flows in aggregate lanes"
+    fig = plt.figure(figsize=(14, 6))
+    ax = fig.add_axes((0.37, 0.1, 0.59, 0.7))       # the axes' place beside long lane labels
+    title = ax.set_title(timeline._default_title(None, None, stats), fontsize=11, loc="left")
+    fig.canvas.draw()
+    assert title.get_window_extent().x1 <= fig.bbox.x1
+    plt.close(fig)
+    whole = {"flows": 3, "events": 5, "events_drawn": 5, "aggregated_flows": 0}
+    assert timeline._default_title(None, None, whole) == "Socket timeline: 3 flows, 5 events"
