@@ -163,8 +163,10 @@ def _quoted_categories(categories: pd.Index) -> tuple[np.ndarray, np.ndarray]:
     events table has tens of thousands of distinct details and addresses."""
     if len(categories) == 0:
         return np.zeros(0, np.uint8), np.zeros(1, np.int64)
-    stringy = categories.dtype == object or isinstance(categories.dtype, pd.StringDtype)
-    strings = pa.array(categories if stringy else [str(c) for c in categories], pa.string())
+    try:
+        strings = pa.array(categories, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):    # not text (numbers, mixed): as str() has them
+        strings = pa.array([str(c) for c in categories], pa.string())
     quote = pa.scalar('"')
     quoted = pc.binary_join_element_wise(quote, pc.replace_substring(strings, '"', '""'), quote, "")
     quoted = quoted.cast(pa.large_string())         # 64-bit offsets, read as they are

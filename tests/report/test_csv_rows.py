@@ -124,3 +124,13 @@ def test_the_widest_row_bounds_what_a_call_writes():
 def tables_kernels():
     from analyzer.dissect import kernels
     return kernels
+
+
+@pytest.mark.parametrize("categories", [
+    pd.Index(['say "hi"', "", "a,b", "é"]), pd.Index([], dtype=object), pd.Index([1, 22]),
+    pd.Index([1.5, 2.0]), pd.Index(["a", 2], dtype=object), pd.Index(["q"], dtype="string[pyarrow]"),
+])
+def test_categories_are_quoted_as_their_text(categories):
+    data, offsets = tables._quoted_categories(categories)
+    quoted = [bytes(data[offsets[i]:offsets[i + 1]]) for i in range(len(offsets) - 1)]
+    assert quoted == [('"' + str(c).replace('"', '""') + '"').encode() for c in categories]
