@@ -301,6 +301,9 @@ def _write_evidence(flows: pd.DataFrame, found: list[dict], ranges: list[list[tu
         start += count
 
 
+IN_PERIODS_STEP = 262144     # times searched per step
+
+
 def in_periods(ts_ns, found: list[dict], slack_s: float = 0.0) -> np.ndarray:
     """Boolean mask: which times fall inside a period (an open end runs to the end of time;
     `slack_s` widens each period at its start, for clocks a little apart). A binary search
@@ -325,6 +328,3 @@ def in_periods(ts_ns, found: list[dict], slack_s: float = 0.0) -> np.ndarray:
         hit &= part <= reach[idx]
         inside[at:at + len(part)] = hit
     return inside
-
-
-IN_PERIODS_STEP = 262144
