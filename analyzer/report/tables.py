@@ -157,18 +157,23 @@ def _quoted(text: str) -> bytes:
     return ('"' + text.replace('"', '""') + '"').encode()
 
 
+def _category_text(categories: pd.Index) -> pa.Array:
+    """A text column's categories as Arrow strings, each as str() has it."""
+    try:
+        return pa.array(categories, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):    # not text (numbers, mixed): as str() has them
+        return pa.array([str(c) for c in categories], pa.string())
+
+
 def _quoted_categories(categories: pd.Index) -> tuple[np.ndarray, np.ndarray]:
     """Each category as quoted CSV text: (the texts' bytes, one after another; where each
     starts, and after the last, where it ends). Done by Arrow, not string by string: an
     events table has tens of thousands of distinct details and addresses."""
     if len(categories) == 0:
         return np.zeros(0, np.uint8), np.zeros(1, np.int64)
-    try:
-        strings = pa.array(categories, pa.string())
-    except (pa.ArrowInvalid, pa.ArrowTypeError):    # not text (numbers, mixed): as str() has them
-        strings = pa.array([str(c) for c in categories], pa.string())
     quote = pa.scalar('"')
-    quoted = pc.binary_join_element_wise(quote, pc.replace_substring(strings, '"', '""'), quote, "")
+    strings = pc.replace_substring(_category_text(categories), '"', '""')
+    quoted = pc.binary_join_element_wise(quote, strings, quote, "")
     quoted = quoted.cast(pa.large_string())         # 64-bit offsets, read as they are
     _, offsets, data = quoted.buffers()
     offsets = np.frombuffer(offsets, np.int64, len(quoted) + 1, quoted.offset * 8)
@@ -225,7 +230,7 @@ def arrow_slice(columns: list[Column], start: int, stop: int, digits: int,
         cells = column.cells(start, stop)
         if column.kind == csv_rows.TEXT:
             if column.name not in dictionaries:
-                dictionaries[column.name] = pa.array([str(c) for c in column.categories], pa.string())
+                dictionaries[column.name] = _category_text(column.categories)
             codes = pa.array(cells.astype(np.int32), mask=cells < 0)
             array = pa.DictionaryArray.from_arrays(codes, dictionaries[column.name])
             arrays[column.name] = array if column.dictionary else array.dictionary_decode()
