@@ -69,6 +69,18 @@ def test_timeline_with_one_flow_and_no_logs(tmp_path):
     assert "phone time zone unknown" in (run.out / "timeline.svg").read_text()
 
 
+def test_timeline_files_are_reproducible(tmp_path):
+    """The same tables draw the same files: no date and no random ids in the SVG."""
+    packets, _ = s.normal_close()
+    run = analyse(tmp_path, packets, s.empty_logs(), phone=s.HUAWEI)
+    drawn = []
+    for name in ("first", "second"):
+        timeline.draw(run.flows, run.events, None, [], tmp_path / name)
+        drawn.append([(tmp_path / name / f).read_bytes() for f in ("timeline.png", "timeline.svg")])
+    assert drawn[0] == drawn[1]
+    assert b"<dc:date>" not in drawn[0][1]
+
+
 def test_timeline_with_nothing(tmp_path):
     stats = timeline.draw(pd.DataFrame(), pd.DataFrame(), None, [], tmp_path)
     assert stats["lanes"] == 0 and (tmp_path / "timeline.png").stat().st_size > 1000
