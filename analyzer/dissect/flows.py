@@ -546,6 +546,125 @@ def process_batch(start, n, frame, ts_ns, status, fragment, proto, ipver, src_hi
     return n, DONE
 
 
+# Zeek's conn_state names, and our teardown labels, in the order of the codes below
+CONN_STATES = ("S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH",
+               "SHR", "OTH")
+(CS_S0, CS_S1, CS_SF, CS_REJ, CS_S2, CS_S3, CS_RSTO, CS_RSTR, CS_RSTOS0, CS_RSTRH, CS_SH,
+ CS_SHR, CS_OTH) = range(13)
+TEARDOWNS = ("rst", "fin", "refused", "syn_unanswered", "udp_unanswered", "icmp_unreachable",
+             "open")
+TD_RST, TD_FIN, TD_REFUSED, TD_SYN_UNANSWERED, TD_UDP_UNANSWERED, TD_ICMP, TD_OPEN = range(7)
+SIDE_UNKNOWN, SIDE_ICMP_SENDER = -1, -2     # teardown sides besides 0 (originator) / 1
+
+# Summary rows: S[field, flow] for a block of finished flows (summarise_slots)
+(S_FLOW_ID, S_PROTO, S_IPVER, S_APORT, S_BPORT, S_FIRST_TS, S_LAST_TS, S_FIRST_FRAME,
+ S_LAST_FRAME, S_PKTS_I2R, S_PKTS_R2I, S_BYTES_I2R, S_BYTES_R2I, S_STATE, S_RSTOS0_IF,
+ S_TEARDOWN, S_TD_SIDE, S_TD_FRAME, S_TD_TS, S_SYN_COUNT, S_A_HI, S_A_LO, S_B_HI, S_B_LO,
+ S_ICMP_HI, S_ICMP_LO, N_S) = range(27)
+
+
+@njit(cache=True)
+def _conn_state(FL, EP, s):
+    """Zeek's conn_state decision list for flow s, as a code into CONN_STATES, and whether
+    it is RSTOS0 rather than OTH should the history match Zeek's RSTOS0 pattern (the caller
+    knows the histories' texts)."""
+    o, r = EP[s, 0, ST], EP[s, 1, ST]
+    proto = FL[s, PROTO]
+    if proto == 17:
+        if o == UDP_ACTIVE:
+            return (CS_SF if r == UDP_ACTIVE else CS_S0), 0
+        return (CS_SHR if r == UDP_ACTIVE else CS_OTH), 0
+    if proto != 6:
+        return CS_OTH, 0
+    o_inactive = o == INACTIVE or o == PARTIAL
+    r_inactive = r == INACTIVE or r == PARTIAL
+    if r == RESET:
+        if (o == SYN_SENT or o == SYN_ACK_SENT
+                or (o == RESET and EP[s, 0, BYTES] == 0 and EP[s, 1, BYTES] == 0)):
+            return CS_REJ, 0
+        return (CS_RSTRH if o_inactive else CS_RSTR), 0
+    if o == RESET:
+        return (CS_OTH, 1) if r_inactive else (CS_RSTO, 0)
+    if r == CLOSED and o == CLOSED:
+        return CS_SF, 0
+    if o == CLOSED:
+        return (CS_SH if r_inactive else CS_S2), 0
+    if r == CLOSED:
+        return (CS_SHR if o_inactive else CS_S3), 0
+    if o == SYN_SENT and r == INACTIVE:
+        return CS_S0, 0
+    if o == ESTABLISHED and r == ESTABLISHED:
+        return CS_S1, 0
+    return CS_OTH, 0
+
+
+@njit(cache=True)
+def _teardown(FL, EP, s):
+    """Our teardown label for flow s: (code into TEARDOWNS, side, frame, ts_ns). The side is
+    0 or 1, SIDE_UNKNOWN, or SIDE_ICMP_SENDER (resolved later by address)."""
+    big = np.int64(0x7FFFFFFFFFFFFFFF)
+    proto = FL[s, PROTO]
+    icmp = FL[s, ICMP_FRAME] > 0
+    if proto == 6:
+        if FL[s, REFUSED] == 1:
+            return TD_REFUSED, 1, FL[s, REFUSED_FRAME], FL[s, REFUSED_TS]
+        r0 = EP[s, 0, RST_FRAME] if EP[s, 0, RST_FRAME] > 0 else big
+        r1 = EP[s, 1, RST_FRAME] if EP[s, 1, RST_FRAME] > 0 else big
+        f0 = EP[s, 0, FIN_FRAME] if EP[s, 0, FIN_FRAME] > 0 else big
+        f1 = EP[s, 1, FIN_FRAME] if EP[s, 1, FIN_FRAME] > 0 else big
+        rst_side = 1 if r1 < r0 else 0
+        fin_side = 1 if f1 < f0 else 0
+        rst_fr, fin_fr = min(r0, r1), min(f0, f1)
+        if rst_fr < big and rst_fr <= fin_fr:
+            return TD_RST, rst_side, rst_fr, EP[s, rst_side, RST_TS]
+        if fin_fr < big:
+            return TD_FIN, fin_side, fin_fr, EP[s, fin_side, FIN_TS]
+        if icmp:
+            return TD_ICMP, SIDE_ICMP_SENDER, FL[s, ICMP_FRAME], FL[s, ICMP_TS]
+        # an unanswered attempt is the silent end's doing: it never replied
+        if EP[s, 0, SYN_N] > 0 and EP[s, 1, PKTS] == 0:
+            return TD_SYN_UNANSWERED, 1, EP[s, 0, SYN_FRAME], EP[s, 0, SYN_TS]
+    elif proto == 17:
+        if icmp:
+            return TD_ICMP, SIDE_ICMP_SENDER, FL[s, ICMP_FRAME], FL[s, ICMP_TS]
+        if EP[s, 1, PKTS] == 0:
+            return TD_UDP_UNANSWERED, 1, EP[s, 0, LAST_EP_FRAME], EP[s, 0, LAST_EP_TS]
+    return TD_OPEN, SIDE_UNKNOWN, 0, 0
+
+
+@njit(cache=True, nogil=True)
+def summarise_slots(slots, KEY, FL, EP, HIST, S, H):
+    """The summary of each finished flow in `slots`: S[field, i] (the S_ fields) and its
+    history letters in H[i] (zero past the flow's last letter)."""
+    for i in range(len(slots)):
+        s = slots[i]
+        S[S_FLOW_ID, i] = FL[s, FLOW_ID]
+        S[S_PROTO, i] = FL[s, PROTO]
+        S[S_IPVER, i] = FL[s, IPVER]
+        S[S_APORT, i] = FL[s, APORT]
+        S[S_BPORT, i] = FL[s, BPORT]
+        S[S_FIRST_TS, i] = FL[s, FIRST_TS]
+        S[S_LAST_TS, i] = FL[s, LAST_TS]
+        S[S_FIRST_FRAME, i] = FL[s, FIRST_FRAME]
+        S[S_LAST_FRAME, i] = FL[s, LAST_FRAME]
+        S[S_PKTS_I2R, i] = EP[s, 0, PKTS]
+        S[S_PKTS_R2I, i] = EP[s, 1, PKTS]
+        S[S_BYTES_I2R, i] = EP[s, 0, BYTES]
+        S[S_BYTES_R2I, i] = EP[s, 1, BYTES]
+        S[S_STATE, i], S[S_RSTOS0_IF, i] = _conn_state(FL, EP, s)
+        S[S_TEARDOWN, i], S[S_TD_SIDE, i], S[S_TD_FRAME, i], S[S_TD_TS, i] = _teardown(FL, EP, s)
+        S[S_SYN_COUNT, i] = FL[s, SYN_COUNT]
+        S[S_A_HI, i] = np.int64(KEY[s, 0])
+        S[S_A_LO, i] = np.int64(KEY[s, 1])
+        S[S_B_HI, i] = np.int64(KEY[s, 2])
+        S[S_B_LO, i] = np.int64(KEY[s, 3])
+        S[S_ICMP_HI, i] = FL[s, ICMP_SRC_HI]
+        S[S_ICMP_LO, i] = FL[s, ICMP_SRC_LO]
+        n = FL[s, HLEN]
+        for k in range(HIST.shape[1]):
+            H[i, k] = HIST[s, k] if k < n else 0
+
+
 SWEEP_PACKETS = 65536    # how often the table is swept for flows that are over
 
 
@@ -650,14 +769,21 @@ class FlowTable:
         slots = np.flatnonzero(self.FL[:, USED] == 2)
         if len(slots) == 0:
             return
-        self.finished.append(self.names.summarise(self.KEY[slots], self.FL[slots],
-                                                  self.EP[slots], self.HIST[slots]))
+        self.finished.append(self.names.summarise(*self._summaries(slots)))
         self.FL[slots, USED] = 0
         nfree = int(self.C[C_NFREE])
         self.free[nfree:nfree + len(slots)] = slots
         self.C[C_NFREE] = nfree + len(slots)
         self.C[C_DETACHED] = 0
         kernels.rebuild_index(self.index, self.KEY, self.FL)
+
+    def _summaries(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(S, H) of the flows in `slots`: only the fields a summary needs leave the table."""
+        S = np.empty((N_S, len(slots)), np.int64)
+        H = np.empty((len(slots), HMAX), np.uint8)
+        kernels.summarise_slots(slots.astype(np.int64, copy=False), self.KEY, self.FL,
+                                self.EP, self.HIST, S, H)
+        return S, H
 
     def _take_events(self) -> None:
         k = int(self.C[C_EV_N])
@@ -673,7 +799,7 @@ class FlowTable:
 
     def drain(self) -> dict[str, np.ndarray]:
         """All finished flows so far as compact columns, sorted by flow id."""
-        empty = self.names.summarise(self.KEY[:0], self.FL[:0], self.EP[:0], self.HIST[:0])
+        empty = self.names.summarise(*self._summaries(np.zeros(0, np.int64)))
         from analyzer.dissect.labels import concat
         return concat(self.finished, empty, ("flow_id",))
 

@@ -2,7 +2,7 @@
 
 The kernels are written once, as numba functions, in records, decode, scan and flows (and
 the CSV row formatter in analyzer/report/csv_rows.py).
-`python -m analyzer.dissect.build_kernels` (run by `make install`) compiles the six that
+`python -m analyzer.dissect.build_kernels` (run by `make install`) compiles the seven that
 Python calls into one extension module beside this file. A run that finds that module, built
 from the same source, loads it in a millisecond and never imports numba: that saves ~140 MB
 (numba itself, and LLVM holding the loaded code) and ~0.8 s of start-up on every run.
@@ -12,7 +12,7 @@ use and caches them, as before. The results are the same either way (tests compa
 ANALYZER_KERNELS=jit forces numba's JIT; ANALYZER_KERNELS=compiled makes a missing or stale
 build an error instead of a fallback. (CI runs the build and fails if it fails.)
 
-Python calls these six kernels only through this module. Every call's arguments are checked
+Python calls these seven kernels only through this module. Every call's arguments are checked
 against SIGNATURES, the one statement of what each kernel takes: the compiled module checks
 no more than each array's item size, and a wrong dtype would otherwise be read as garbage.
 """
@@ -64,6 +64,9 @@ SIGNATURES: dict[str, tuple[tuple[str, int], list]] = {
                          ("int64", 1), ("int64", 1), ("int64", 2), ("bool", 2), ("int64", 1)]),
     "mark_idle": (("int64", 0), [("int64", 2), ("int64", 3), I64, ("int64", 1)]),
     "rebuild_index": (("none", 0), [("int64", 1), ("uint64", 2), ("int64", 2)]),
+    # slots, KEY, FL, EP, HIST, the summary rows S, the histories H
+    "summarise_slots": (("none", 0), [("int64", 1), ("uint64", 2), ("int64", 2), ("int64", 3),
+                                      ("uint8", 2), ("int64", 2), ("uint8", 2)]),
     # start, stop, cells (columns x rows), column kinds, fraction digits, quoted texts, their
     # offsets, each column's first text, the widest row, the output buffer
     "format_rows": (("tuple", 2), [I64, I64, ("int64", 2), ("int64", 1), I64, ("uint8", 1),
@@ -72,7 +75,8 @@ SIGNATURES: dict[str, tuple[tuple[str, int], list]] = {
 # the module each kernel's source is in
 HOMES = {"scan_pcap": "analyzer.dissect.scan", "scan_pcapng": "analyzer.dissect.scan",
          "process_batch": "analyzer.dissect.flows", "mark_idle": "analyzer.dissect.flows",
-         "rebuild_index": "analyzer.dissect.flows", "format_rows": "analyzer.report.csv_rows"}
+         "rebuild_index": "analyzer.dissect.flows", "summarise_slots": "analyzer.dissect.flows",
+         "format_rows": "analyzer.report.csv_rows"}
 
 
 def fingerprint() -> str:

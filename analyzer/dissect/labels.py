@@ -19,8 +19,8 @@ from analyzer.dissect import flows as F
 from analyzer.dissect.packets import halves_to_addr
 
 PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp6"}
-CONN_STATES = ["S0", "S1", "SF", "REJ", "S2", "S3", "RSTO", "RSTR", "RSTOS0", "RSTRH", "SH", "SHR", "OTH"]
-TEARDOWNS = ["rst", "fin", "refused", "syn_unanswered", "udp_unanswered", "icmp_unreachable", "open"]
+CONN_STATES = list(F.CONN_STATES)     # coded by the flow kernel (flows.summarise_slots)
+TEARDOWNS = list(F.TEARDOWNS)
 RSTOS0_HISTORY = re.compile(r"\^?S[^HAFGIQ]*R.*")
 KIND_NAMES = list(F.EVENT_NAMES) + ["syn_unanswered", "udp_unanswered"]
 
@@ -92,13 +92,11 @@ class Interner:
             self._known[family] = (keys, codes)
         return codes[np.searchsorted(keys, values)]
 
-    def histories(self, FL: np.ndarray, HIST: np.ndarray) -> np.ndarray:
-        """History letters -> int32 codes into hist_text."""
-        if len(FL) == 0:
+    def histories(self, H: np.ndarray) -> np.ndarray:
+        """History letters (rows zero-padded) -> int32 codes into hist_text."""
+        if len(H) == 0:
             return np.zeros(0, np.int32)
-        masked = HIST.copy()
-        masked[np.arange(HIST.shape[1])[None, :] >= FL[:, F.HLEN][:, None]] = 0
-        fixed = np.ascontiguousarray(masked).view(f"S{HIST.shape[1]}").reshape(-1)
+        fixed = np.ascontiguousarray(H).view(f"S{H.shape[1]}").reshape(-1)
         uniq, inverse = np.unique(fixed, return_inverse=True)
         table = np.empty(len(uniq), np.int32)
         for i, u in enumerate(uniq):
@@ -111,37 +109,43 @@ class Interner:
             table[i] = code
         return table[inverse.reshape(-1)]
 
-    def summarise(self, KEY, FL, EP, HIST) -> dict[str, np.ndarray]:
-        """Compact columns for a block of finished flows."""
-        hist = self.histories(FL, HIST)
-        rstos0 = np.array(self.hist_rstos0, dtype=bool)[hist] if len(hist) else np.zeros(0, bool)
-        state = conn_states(FL, EP, rstos0)
-        kind, side, tframe, tts = teardowns(FL, EP)
+    def summarise(self, S: np.ndarray, H: np.ndarray) -> dict[str, np.ndarray]:
+        """Compact columns for a block of finished flows: the kernel's summary rows S (the
+        flows.S_ fields) and histories H (flows.summarise_slots)."""
+        hist = self.histories(H)
+        state = S[F.S_STATE].astype(np.int8)
+        if len(hist):
+            # Zeek's RSTOS0 depends on the history's letters, which only this side reads
+            rstos0 = (S[F.S_RSTOS0_IF] == 1) & np.array(self.hist_rstos0, dtype=bool)[hist]
+            state[rstos0] = F.CS_RSTOS0
+
+        def address(hi, lo):
+            return self.addresses(S[hi].view(np.uint64), S[lo].view(np.uint64))
+
         return {
-            "flow_id": FL[:, F.FLOW_ID].copy(),
-            "proto": FL[:, F.PROTO].astype(np.uint8),
-            "ip_version": FL[:, F.IPVER].astype(np.uint8),
-            "initiator_ip": self.addresses(KEY[:, 0], KEY[:, 1]),
-            "initiator_port": FL[:, F.APORT].astype(np.int32),
-            "responder_ip": self.addresses(KEY[:, 2], KEY[:, 3]),
-            "responder_port": FL[:, F.BPORT].astype(np.int32),
-            "first_ts_ns": FL[:, F.FIRST_TS].copy(),
-            "last_ts_ns": FL[:, F.LAST_TS].copy(),
-            "first_frame": FL[:, F.FIRST_FRAME].copy(),
-            "last_frame": FL[:, F.LAST_FRAME].copy(),
-            "packets_i2r": EP[:, 0, F.PKTS].astype(np.int32),
-            "packets_r2i": EP[:, 1, F.PKTS].astype(np.int32),
-            "bytes_i2r": EP[:, 0, F.BYTES].copy(),
-            "bytes_r2i": EP[:, 1, F.BYTES].copy(),
+            "flow_id": S[F.S_FLOW_ID].copy(),
+            "proto": S[F.S_PROTO].astype(np.uint8),
+            "ip_version": S[F.S_IPVER].astype(np.uint8),
+            "initiator_ip": address(F.S_A_HI, F.S_A_LO),
+            "initiator_port": S[F.S_APORT].astype(np.int32),
+            "responder_ip": address(F.S_B_HI, F.S_B_LO),
+            "responder_port": S[F.S_BPORT].astype(np.int32),
+            "first_ts_ns": S[F.S_FIRST_TS].copy(),
+            "last_ts_ns": S[F.S_LAST_TS].copy(),
+            "first_frame": S[F.S_FIRST_FRAME].copy(),
+            "last_frame": S[F.S_LAST_FRAME].copy(),
+            "packets_i2r": S[F.S_PKTS_I2R].astype(np.int32),
+            "packets_r2i": S[F.S_PKTS_R2I].astype(np.int32),
+            "bytes_i2r": S[F.S_BYTES_I2R].copy(),
+            "bytes_r2i": S[F.S_BYTES_R2I].copy(),
             "conn_state": state,
             "history": hist,
-            "teardown": kind,
-            "teardown_side": side.astype(np.int8),
-            "teardown_frame": tframe,
-            "teardown_ts_ns": tts,
-            "syn_count": FL[:, F.SYN_COUNT].astype(np.int32),
-            "icmp_sender": self.addresses(FL[:, F.ICMP_SRC_HI].view(np.uint64),
-                                          FL[:, F.ICMP_SRC_LO].view(np.uint64)),
+            "teardown": S[F.S_TEARDOWN].astype(np.int8),
+            "teardown_side": S[F.S_TD_SIDE].astype(np.int8),
+            "teardown_frame": S[F.S_TD_FRAME].copy(),
+            "teardown_ts_ns": S[F.S_TD_TS].copy(),
+            "syn_count": S[F.S_SYN_COUNT].astype(np.int32),
+            "icmp_sender": address(F.S_ICMP_HI, F.S_ICMP_LO),
         }
 
     def compact_events(self, ev: np.ndarray) -> dict[str, np.ndarray]:
@@ -172,102 +176,6 @@ def concat(blocks: list[dict[str, np.ndarray]], empty: dict[str, np.ndarray],
         memory.release()
     blocks.clear()
     return out
-
-
-def conn_states(FL: np.ndarray, EP: np.ndarray, rstos0: np.ndarray) -> np.ndarray:
-    """Zeek's conn_state for each flow (TCP and UDP; other protocols OTH), as int8 codes
-    into CONN_STATES. `rstos0` says where the history matches Zeek's RSTOS0 pattern."""
-    n = len(FL)
-    code = {name: np.int8(i) for i, name in enumerate(CONN_STATES)}
-    out = np.full(n, code["OTH"], dtype=np.int8)
-    os_, rs = EP[:, 0, F.ST], EP[:, 1, F.ST]
-    o_inactive = (os_ == F.INACTIVE) | (os_ == F.PARTIAL)
-    r_inactive = (rs == F.INACTIVE) | (rs == F.PARTIAL)
-    tcp = FL[:, F.PROTO] == 6
-    udp = FL[:, F.PROTO] == 17
-    no_bytes = (EP[:, 0, F.BYTES] == 0) & (EP[:, 1, F.BYTES] == 0)
-    R, C = F.RESET, F.CLOSED
-    conds = [
-        (rs == R) & ((os_ == F.SYN_SENT) | (os_ == F.SYN_ACK_SENT) | ((os_ == R) & no_bytes)),
-        (rs == R) & o_inactive,
-        (rs == R),
-        (os_ == R) & r_inactive & rstos0,
-        (os_ == R) & r_inactive,
-        (os_ == R),
-        (rs == C) & (os_ == C),
-        (os_ == C) & r_inactive,
-        (os_ == C),
-        (rs == C) & o_inactive,
-        (rs == C),
-        (os_ == F.SYN_SENT) & (rs == F.INACTIVE),
-        (os_ == F.ESTABLISHED) & (rs == F.ESTABLISHED),
-    ]
-    names = ["REJ", "RSTRH", "RSTR", "RSTOS0", "OTH", "RSTO", "SF", "SH", "S2", "SHR", "S3", "S0", "S1"]
-    out[tcp] = np.select(conds, [code[x] for x in names], default=code["OTH"])[tcp]
-    oa, ra = os_ == F.UDP_ACTIVE, rs == F.UDP_ACTIVE
-    udp_state = np.where(oa, np.where(ra, code["SF"], code["S0"]), np.where(ra, code["SHR"], code["OTH"]))
-    out[udp] = udp_state[udp]
-    return out
-
-
-def teardowns(FL: np.ndarray, EP: np.ndarray):
-    """Our teardown label per flow: (kind as int8 codes into TEARDOWNS, side (0/1, -1
-    unknown), frame, ts_ns)."""
-    n = len(FL)
-    code = {name: np.int8(i) for i, name in enumerate(TEARDOWNS)}
-    kind = np.full(n, code["open"], dtype=np.int8)
-    side = np.full(n, -1, np.int64)
-    frame = np.zeros(n, np.int64)
-    ts = np.zeros(n, np.int64)
-    tcp = FL[:, F.PROTO] == 6
-    udp = FL[:, F.PROTO] == 17
-    big = np.iinfo(np.int64).max
-
-    def first(field):
-        fr = np.where(EP[:, :, field] > 0, EP[:, :, field], big)
-        who = np.argmin(fr, axis=1)
-        return fr[np.arange(n), who], who
-
-    rst_fr, rst_side = first(F.RST_FRAME)
-    fin_fr, fin_side = first(F.FIN_FRAME)
-    rows = np.arange(n)
-    icmp = FL[:, F.ICMP_FRAME] > 0
-    refused = tcp & (FL[:, F.REFUSED] == 1)
-    rst = tcp & ~refused & (rst_fr < big) & (rst_fr <= fin_fr)
-    fin = tcp & ~refused & ~rst & (fin_fr < big)
-    tcp_icmp = tcp & ~refused & ~rst & ~fin & icmp
-    syn_un = (tcp & ~refused & ~rst & ~fin & ~icmp & (EP[:, 0, F.SYN_N] > 0)
-              & (EP[:, 1, F.PKTS] == 0))
-    udp_icmp = udp & icmp
-    udp_un = udp & ~icmp & (EP[:, 1, F.PKTS] == 0)
-
-    kind[refused] = code["refused"]
-    side[refused] = 1
-    frame[refused] = FL[refused, F.REFUSED_FRAME]
-    ts[refused] = FL[refused, F.REFUSED_TS]
-    kind[rst] = code["rst"]
-    side[rst] = rst_side[rst]
-    frame[rst] = rst_fr[rst]
-    ts[rst] = EP[rows, rst_side, F.RST_TS][rst]
-    kind[fin] = code["fin"]
-    side[fin] = fin_side[fin]
-    frame[fin] = fin_fr[fin]
-    ts[fin] = EP[rows, fin_side, F.FIN_TS][fin]
-    for mask in (tcp_icmp, udp_icmp):
-        kind[mask] = code["icmp_unreachable"]
-        side[mask] = -2            # resolved by address: whoever sent the ICMP
-        frame[mask] = FL[mask, F.ICMP_FRAME]
-        ts[mask] = FL[mask, F.ICMP_TS]
-    # an unanswered attempt is the silent end's doing: it never replied
-    kind[syn_un] = code["syn_unanswered"]
-    side[syn_un] = 1
-    frame[syn_un] = EP[syn_un, 0, F.SYN_FRAME]
-    ts[syn_un] = EP[syn_un, 0, F.SYN_TS]
-    kind[udp_un] = code["udp_unanswered"]
-    side[udp_un] = 1
-    frame[udp_un] = EP[udp_un, 0, F.LAST_EP_FRAME]
-    ts[udp_un] = EP[udp_un, 0, F.LAST_EP_TS]
-    return kind, side, frame, ts
 
 
 INT32_MAX = np.iinfo(np.int32).max

@@ -100,3 +100,22 @@ def test_frame_numbers_and_flow_ids_narrow_only_while_they_fit():
     # one value past int32 anywhere keeps every column int64, as read
     assert counting_type(small, np.array([2**31], np.int64)) is np.int64
     assert counting_type(np.array([-1], np.int64)) is np.int64
+
+
+WORDS = st.sampled_from([0, 0, 0, 1, 0xFFFF, 0xDB8, 0x2001, 0xFE80])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(WORDS, min_size=8, max_size=8))
+def test_ipv6_text_is_what_ipaddress_prints(words):
+    """Address texts follow RFC 5952 as ipaddress prints them (zero runs, ties, IPv4-mapped
+    and IPv4-compatible forms), whichever way halves_to_addr makes them."""
+    import ipaddress
+    value = 0
+    for word in words:
+        value = (value << 16) | word
+    hi, lo = value >> 64, value & (2**64 - 1)
+    want = ipaddress.IPv6Address(value)
+    if want.ipv4_mapped is not None:
+        want = want.ipv4_mapped                      # stored and printed as plain IPv4
+    assert halves_to_addr(hi, lo) == str(want)
