@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from analyzer.correlate import lifecycle, signatures
 from analyzer.report import html, timeline
@@ -314,3 +315,21 @@ def test_a_thinned_timeline_keeps_its_title_within_the_figure():
     plt.close(fig)
     whole = {"flows": 3, "events": 5, "events_drawn": 5, "aggregated_flows": 0}
     assert timeline._default_title(None, None, whole) == "Socket timeline: 3 flows, 5 events"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(0, 60), unique=True, max_size=30), st.booleans(),
+       st.lists(st.integers(-5, 5000), max_size=40))
+def test_lane_map_finds_each_flows_lane_dense_or_sparse(ids, sparse, asked):
+    """The lane of each asked id as a dict would give it (-1 for none), whether the ids are
+    dense enough for the indexed table or so sparse that they are searched."""
+    if sparse:
+        ids = [i * 100_000 for i in ids]
+    lanes = [i % 7 for i in range(len(ids))]
+    lane_map = timeline.LaneMap([np.array(ids, dtype=np.int64)], [np.array(lanes, dtype=np.int64)])
+    assert (lane_map.table is None) == (sparse and bool(ids) and max(ids) > 4 * len(ids) + 1024)
+    want = dict(zip(ids, lanes))
+    asked = asked + ids[:5]
+    got = lane_map.lookup(np.array(asked, dtype=np.int64))
+    assert got.tolist() == [want.get(a, -1) for a in asked]
+    assert lane_map.lane_count == (max(lanes) + 1 if lanes else 0)
