@@ -98,6 +98,6 @@ def halves_to_addr(hi: int, lo: int) -> str:
         return socket.inet_ntoa((lo & 0xFFFFFFFF).to_bytes(4, "big"))
     if hi:
         # with a non-zero first half the C library prints what ipaddress does (RFC 5952),
-        # fifteen times faster; below it, it would print IPv4-compatible ones dotted
+        # about twelve times faster; below it, it would print IPv4-compatible ones dotted
         return socket.inet_ntop(socket.AF_INET6, ((hi << 64) | lo).to_bytes(16, "big"))
     return str(ipaddress.IPv6Address((hi << 64) | lo))
