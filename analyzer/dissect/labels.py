@@ -1,8 +1,9 @@
 """From the flow engine's finished flows and events to the flows and events tables.
 
-Flows are summarised as they leave the engine (`Interner.summarise`): Zeek's `conn_state`
-(the same decision list as Zeek's conn.log), our own `teardown` label, and compact columns
-in which addresses and histories are small codes into tables kept once. That keeps memory
+Flows are summarised as they leave the engine: the flow kernel (`flows.summarise_slots`)
+decides Zeek's `conn_state` (the same decision list as Zeek's conn.log) and our own
+`teardown` label, and `Interner.summarise` makes compact columns of its rows, in which
+addresses and histories are small codes into tables kept once. That keeps memory
 to ~100 bytes per finished flow. Sides stay sides (originator 0 / responder 1): which side
 is the phone is decided later (phones.py).
 """
