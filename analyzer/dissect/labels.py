@@ -259,8 +259,8 @@ def _endpoints(flows: pd.DataFrame, flow_id, side, kind, icmp_src):
     An ICMP error travels from its sender back to the host whose packet it quotes."""
     n = len(flow_id)
     ids = flows["flow_id"].to_numpy()
-    ini_all = np.asarray(flows["initiator_ip"].array.codes)
-    res_all = np.asarray(flows["responder_ip"].array.codes)
+    ini_all = frames.codes(flows["initiator_ip"])
+    res_all = frames.codes(flows["responder_ip"])
     iport_all = flows["initiator_port"].to_numpy(np.int32)
     rport_all = flows["responder_port"].to_numpy(np.int32)
     src_codes = np.empty(n, ini_all.dtype)

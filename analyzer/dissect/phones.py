@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from analyzer import frames
+from analyzer.dissect import flows as F
 
 
 SENDERS = ["phone", "server", "unknown"]
@@ -110,12 +111,12 @@ def attribute(flows: pd.DataFrame, events: pd.DataFrame, phones: list[str]) -> N
     has_phone = ini_p | res_p
 
     side = flows["teardown_side"].to_numpy()
-    actor = np.where(side == 1, res, np.where(side == -2, icmp, ini))
+    actor = np.where(side == 1, res, np.where(side == F.SIDE_ICMP_SENDER, icmp, ini))
     actor_p = phone_at(actor)
     by = np.select([actor_p, has_phone], [0, 1], 2).astype(np.int8)
     # an ICMP error from neither end (a router) is not the server's doing
-    router = (side == -2) & ~actor_p & (icmp != ini) & (icmp != res)
-    by[router | (side == -1)] = 2
+    router = (side == F.SIDE_ICMP_SENDER) & ~actor_p & (icmp != ini) & (icmp != res)
+    by[router | (side == F.SIDE_UNKNOWN)] = 2
     flows["teardown_by"] = pd.Categorical.from_codes(by, categories=SENDERS)
 
     if len(events):

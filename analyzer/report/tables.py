@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from analyzer import schema
+from analyzer import frames, schema
 from analyzer.report import csv_rows
 
 
@@ -89,8 +89,7 @@ def _text(frame, name) -> Column:
     column = frame[name]
     if not isinstance(column.dtype, pd.CategoricalDtype):
         raise TypeError(f"{name}: text columns are written from categoricals")
-    # the Categorical's own codes: `.cat.codes` would copy them (a whole column of codes)
-    return Column(name, csv_rows.TEXT, column.array.codes, column.cat.categories)
+    return Column(name, csv_rows.TEXT, frames.codes(column), column.cat.categories)
 
 
 def flows_columns(flows: pd.DataFrame) -> list[Column]:

@@ -171,8 +171,7 @@ class LaneMap:
             lane = np.full(len(fids), -1, dtype=np.int64)
             lane[inside] = self.table[fids[inside]]
             return lane
-        if len(self.keys) == 0 or len(fids) == 0:
-            return np.full(len(fids), -1, dtype=np.int64)
+        # sparse ids: there is at least one key (no keys at all take the table)
         pos = np.searchsorted(self.keys, fids)
         np.minimum(pos, len(self.keys) - 1, out=pos)
         missing = self.keys[pos] != fids
