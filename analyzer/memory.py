@@ -46,7 +46,10 @@ def tune() -> None:
 
 
 def release() -> None:
-    """Hand free heap pages back to the system."""
+    """Hand free heap pages back to the system, and drop the pages of the mapped tables
+    (spill.py) that this process touched: they stay in the file cache."""
+    from analyzer import spill
+    spill.trim()
     lib = _glibc()
     if lib:
         lib.malloc_trim(0)

@@ -17,6 +17,7 @@ from analyzer.dissect import labels, phones as phone_rules
 from analyzer.dissect.flows import FlowTable
 from analyzer.exceptions import AnalyzerError
 from analyzer.report import tables
+from analyzer.spill import Pager, Spill
 
 
 @dataclass
@@ -37,6 +38,9 @@ class Options:
     # Result's flows and events hold only the rest (the command line's choice: it reads
     # only the summary)
     keep_tables: bool = True
+    # the tables of finished flows and events in mapped files in `out` (spill.py), not on
+    # the heap: memory then grows with the flows open at once, not with the capture
+    spill: bool = True
 
 
 @dataclass
@@ -69,7 +73,9 @@ def read_flows(opts: Options, progress: Callable[[int, int], None] | None = None
     """Run the capture through an engine and the flow table. Returns (flows, events,
     capture info dict, flag counts, peak live flows)."""
     engine = _open_engine(opts)
-    table = FlowTable(tcp_idle_timeout=opts.tcp_idle_timeout)
+    # finished flows and events are kept in files in the output folder, mapped (spill.py)
+    spill = Spill(opts.out if opts.spill else None)
+    table = FlowTable(tcp_idle_timeout=opts.tcp_idle_timeout, spill=spill)
     # the reader runs one batch ahead on the other core (its kernels release the GIL)
     for batch in prefetch(engine.batches(), PREFETCH):
         table.feed(batch)
@@ -84,9 +90,9 @@ def read_flows(opts: Options, progress: Callable[[int, int], None] | None = None
     flow_cols, event_cols = table.drain(), table.drain_events()
     del table, engine
     memory.release()
-    flows = labels.flows_frame(flow_cols, names)
+    flows = labels.flows_frame(flow_cols, names, spill.keep)
     del flow_cols
-    events = labels.events_frame(event_cols, flows, names)
+    events = labels.events_frame(event_cols, flows, names, spill)
     return flows, events, dict(info), flag_counts, peak
 
 
@@ -170,6 +176,11 @@ def run(opts: Options, progress: Callable[[int, int], None] | None = None,
         stage: Callable[[str], None] | None = None) -> Result:
     """One session end to end. `progress(frames, bytes)` follows the capture's reading;
     `stage(text)` names each later step, for a status line."""
+    with Pager():     # the mapped tables' pages are dropped as the stages read them
+        return _run(opts, progress, stage)
+
+
+def _run(opts: Options, progress, stage) -> Result:
     started = time.perf_counter()
     stage = stage or (lambda text: None)
     memory.tune()

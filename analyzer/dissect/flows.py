@@ -676,7 +676,10 @@ class FlowTable:
 
     def __init__(self, capacity: int = 4096, event_capacity: int = 65536,
                  close_linger: float = 120.0, attempt_timeout: float = 300.0,
-                 udp_timeout: float = 60.0, tcp_idle_timeout: float = 0.0):
+                 udp_timeout: float = 60.0, tcp_idle_timeout: float = 0.0, spill=None):
+        from analyzer.spill import HEAP
+        # where finished flows and events go: files (the pipeline's), or lists on the heap
+        self.spill = spill if spill is not None else HEAP
         self.capacity = 0
         self.KEY = np.zeros((0, 4), np.uint64)
         self.FL = np.zeros((0, N_FL), np.int64)
@@ -699,8 +702,8 @@ class FlowTable:
         self._grow(capacity)
         from analyzer.dissect.labels import Interner   # labels builds on this module
         self.names = Interner()
-        self.finished: list[dict] = []      # compact summaries of flows that left the table
-        self.events: list[dict] = []
+        self.finished = self.spill.blocks()   # compact summaries of flows that left the table
+        self.events = self.spill.blocks()
         self.tcp_flag_counts = np.zeros(4, np.int64)   # syn, synack, fin, rst packets
         self.peak_live = 0
 
@@ -801,9 +804,9 @@ class FlowTable:
         """All finished flows so far as compact columns, sorted by flow id."""
         empty = self.names.summarise(*self._summaries(np.zeros(0, np.int64)))
         from analyzer.dissect.labels import concat
-        return concat(self.finished, empty, ("flow_id",))
+        return concat(self.finished, empty, ("flow_id",), self.spill.keep)
 
     def drain_events(self) -> dict[str, np.ndarray]:
         empty = self.names.compact_events(np.zeros((0, 8), np.int64))
         from analyzer.dissect.labels import concat
-        return concat(self.events, empty, ())      # emitted in frame order already
+        return concat(self.events, empty, (), self.spill.keep)   # emitted in frame order already

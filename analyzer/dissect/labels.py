@@ -18,6 +18,7 @@ import pandas as pd
 from analyzer import frames, memory
 from analyzer.dissect import flows as F
 from analyzer.dissect.packets import halves_to_addr
+from analyzer.spill import HEAP, Blocks, Spill, trim
 
 PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp6"}
 CONN_STATES = list(F.CONN_STATES)     # coded by the flow kernel (flows.summarise_slots)
@@ -26,27 +27,41 @@ RSTOS0_HISTORY = re.compile(r"\^?S[^HAFGIQ]*R.*")
 KIND_NAMES = list(F.EVENT_NAMES) + ["syn_unanswered", "udp_unanswered"]
 
 
-def _categorical(codes: np.ndarray, labels) -> pd.Categorical:
-    """Categorical from codes into labels that may repeat (merged)."""
+def code_type(count: int):
+    """The integer type pandas gives the codes of `count` categories: codes already of that
+    type are taken as they are, not copied."""
+    for kind in (np.int8, np.int16, np.int32):
+        if count < np.iinfo(kind).max:
+            return kind
+    return np.int64
+
+
+def _identity(column):
+    return column
+
+
+def _categorical(codes: np.ndarray, labels, keep=_identity) -> pd.Categorical:
+    """Categorical from codes into labels that may repeat (merged); `keep` takes the codes
+    (spill.Spill.keep: into a mapped file)."""
     labels = list(labels)
     uniq = list(dict.fromkeys(labels))
     if len(uniq) != len(labels):
         position = {label: i for i, label in enumerate(uniq)}
         remap = np.array([position[x] for x in labels], dtype=np.int64)
         codes = remap[codes]
-    return pd.Categorical.from_codes(np.asarray(codes, dtype=np.int64), categories=uniq)
+    return pd.Categorical.from_codes(keep(np.asarray(codes).astype(code_type(len(uniq)), copy=False)),
+                                     categories=uniq)
 
 
 class Interner:
     """Codes for addresses and histories, shared by every block of finished flows."""
 
     def __init__(self):
-        self.addr_code: dict[tuple[int, int], int] = {(0, 0): 0}
         self.addr_text: list[str] = [""]
         self.hist_code: dict[bytes, int] = {}
         self.hist_text: list[str] = []
         self.hist_rstos0: list[bool] = []
-        # known addresses also as sorted arrays, one pair for hi == 0 (IPv4-mapped ones, and
+        # known addresses as sorted arrays, one pair for hi == 0 (IPv4-mapped ones, and
         # "none") and one for IPv6 (both halves as one 16-byte key): a block of flows is
         # coded with binary searches, and only addresses never seen before cost Python
         self._known = {"v4": (np.zeros(1, np.uint64), np.zeros(1, np.int32)),
@@ -86,7 +101,7 @@ class Interner:
                 order = np.lexsort((sel[:, 1], sel[:, 0]))         # numeric (hi, lo)
             new_codes = np.empty(len(new), np.int32)
             for i in order:
-                new_codes[i] = self.addr_code[halves[i]] = len(self.addr_text)
+                new_codes[i] = len(self.addr_text)
                 self.addr_text.append(halves_to_addr(*halves[i]))
             at = np.searchsorted(keys, fresh)
             keys, codes = np.insert(keys, at, fresh), np.insert(codes, at, new_codes)
@@ -160,22 +175,33 @@ class Interner:
                 "code": ev[:, 5].astype(np.int32), "icmp_src": src}
 
 
-def concat(blocks: list[dict[str, np.ndarray]], empty: dict[str, np.ndarray],
-           order_by: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Blocks of compact columns as one, sorted by the given columns (last one first).
-    The blocks are emptied column by column, so at most one column is held twice."""
-    if not blocks:
+def concat(blocks, empty: dict[str, np.ndarray], order_by: tuple[str, ...],
+           keep=lambda column: column) -> dict[str, np.ndarray]:
+    """Blocks of compact columns (a list of dicts, or spill.Blocks in files) as one, sorted
+    by the given columns (last one first), each column handed to `keep` as it is done (to
+    be mapped from a file, see spill.py). The blocks are emptied column by column, so at
+    most one column is held twice."""
+    if not len(blocks):
         return empty
+    in_files = isinstance(blocks, Blocks)
+
+    def whole(key, take):
+        if in_files:
+            return blocks.pop(key) if take else blocks.peek(key)
+        return np.concatenate([b.pop(key) if take else b[key] for b in blocks])
+
     order = None
     if order_by:
-        order = np.lexsort(tuple(np.concatenate([b[c] for b in blocks]) for c in reversed(order_by)))
+        order = np.lexsort(tuple(whole(c, False) for c in reversed(order_by)))
     out = {}
-    for key in list(blocks[0]):
-        column = np.concatenate([b.pop(key) for b in blocks])
-        out[key] = column if order is None else column[order]
+    for key in (blocks.names() if in_files else list(blocks[0])):
+        column = whole(key, True)
+        out[key] = keep(column if order is None else column[order])
+        del column
         # the blocks' small arrays live on the heap: hand their pages back column by column
         memory.release()
-    blocks.clear()
+    if not in_files:
+        blocks.clear()
     return out
 
 
@@ -191,22 +217,34 @@ def counting_type(*columns: np.ndarray):
     return np.int32 if 0 <= low and top <= INT32_MAX else np.int64
 
 
-def flows_frame(cols: dict[str, np.ndarray], names: Interner) -> pd.DataFrame:
+def flows_frame(cols: dict[str, np.ndarray], names: Interner, keep=_identity) -> pd.DataFrame:
     """One row per flow, by side (phone attribution is added by phones.py). Text columns
-    are categoricals over the interner's tables."""
+    are categoricals over the interner's tables. Columns made here go through `keep`
+    (spill.Spill.keep: into mapped files), as the ones in `cols` already have."""
     addr = names.addr_text
     counting = counting_type(cols["flow_id"], cols["first_frame"], cols["last_frame"], cols["teardown_frame"])
     for name in ("flow_id", "first_frame", "last_frame", "teardown_frame"):
-        cols[name] = cols[name].astype(counting, copy=False)
+        cols[name] = keep(cols[name].astype(counting, copy=False))
     proto = cols["proto"]
     puniq, pcodes = np.unique(proto, return_inverse=True) if len(proto) else (np.zeros(0, np.uint8), np.zeros(0, np.int64))
+    del proto
+
+    # One type for the three address columns, over the interner's own strings: a pandas
+    # text index of 80k addresses costs ~10 MB each (its own copy of the text, and a hash
+    # table over Python strings made from it); this one ~3 MB, once.
+    addr_type = pd.CategoricalDtype(pd.Index(addr, dtype=object))
+
+    def address(name):
+        return pd.Categorical.from_codes(keep(cols[name].astype(code_type(len(addr)), copy=False)),
+                                         dtype=addr_type)
+
     df = pd.DataFrame({
         "flow_id": cols["flow_id"],
-        "proto": _categorical(pcodes.reshape(-1), [PROTO_NAMES.get(int(p), str(int(p))) for p in puniq]),
+        "proto": _categorical(pcodes.reshape(-1), [PROTO_NAMES.get(int(p), str(int(p))) for p in puniq], keep),
         "ip_version": cols["ip_version"],
-        "initiator_ip": pd.Categorical.from_codes(cols["initiator_ip"], categories=addr),
+        "initiator_ip": address("initiator_ip"),
         "initiator_port": cols["initiator_port"],
-        "responder_ip": pd.Categorical.from_codes(cols["responder_ip"], categories=addr),
+        "responder_ip": address("responder_ip"),
         "responder_port": cols["responder_port"],
         "first_ts_ns": cols["first_ts_ns"],
         "last_ts_ns": cols["last_ts_ns"],
@@ -217,14 +255,13 @@ def flows_frame(cols: dict[str, np.ndarray], names: Interner) -> pd.DataFrame:
         "bytes_i2r": cols["bytes_i2r"],
         "bytes_r2i": cols["bytes_r2i"],
         "conn_state": pd.Categorical.from_codes(cols["conn_state"], categories=CONN_STATES),
-        "history": _categorical(cols["history"], names.hist_text) if names.hist_text
-        else pd.Categorical.from_codes(cols["history"], categories=[""]),
+        "history": _categorical(cols["history"], names.hist_text or [""], keep),
         "teardown": pd.Categorical.from_codes(cols["teardown"], categories=TEARDOWNS),
-        "teardown_side": cols["teardown_side"].astype(np.int8),
+        "teardown_side": cols["teardown_side"],
         "teardown_frame": cols["teardown_frame"],
         "teardown_ts_ns": cols["teardown_ts_ns"],
         "syn_count": cols["syn_count"],
-        "icmp_sender": pd.Categorical.from_codes(cols["icmp_sender"], categories=addr),
+        "icmp_sender": address("icmp_sender"),
     }, copy=False)   # the columns are ours: no consolidated copy
     return df
 
@@ -232,12 +269,12 @@ def flows_frame(cols: dict[str, np.ndarray], names: Interner) -> pd.DataFrame:
 ENDPOINT_STEP = 262144     # events given their endpoints (and details) per step: small temporaries
 
 
-def _factorize_details(kind, code, icmp_src, tail_no):
+def _factorize_details(kind, code, icmp_src, tail_no, spill: Spill = HEAP):
     """pd.factorize of each event's detail key, (kind, code or unanswered-flow number, ICMP
     sender) packed in an int64, in steps: one hash table over a million events would take
     ~45 MB for a few hundred distinct keys. Same codes and uniques as one factorize."""
     n = len(kind)
-    codes = np.empty(n, np.int64)
+    codes = spill.empty(n, np.int64)
     seen = pd.Index(np.empty(0, np.int64))
     for a in range(0, n, ENDPOINT_STEP):
         b = min(n, a + ENDPOINT_STEP)
@@ -251,10 +288,11 @@ def _factorize_details(kind, code, icmp_src, tail_no):
             where[new] = len(seen) + np.arange(int(new.sum()))
             seen = seen.append(pd.Index(uniques[new]))
         codes[a:b] = where[local]
+        trim()      # the mapped columns' pages read and written in this step
     return codes, seen.to_numpy(np.int64)
 
 
-def _endpoints(flows: pd.DataFrame, flow_id, side, kind, icmp_src):
+def _endpoints(flows: pd.DataFrame, flow_id, side, kind, icmp_src, spill: Spill = HEAP):
     """Each event's source and destination (address codes, ports) from its flow and side.
     An ICMP error travels from its sender back to the host whose packet it quotes."""
     n = len(flow_id)
@@ -263,10 +301,10 @@ def _endpoints(flows: pd.DataFrame, flow_id, side, kind, icmp_src):
     res_all = frames.codes(flows["responder_ip"])
     iport_all = flows["initiator_port"].to_numpy(np.int32)
     rport_all = flows["responder_port"].to_numpy(np.int32)
-    src_codes = np.empty(n, ini_all.dtype)
-    dst_codes = np.empty(n, ini_all.dtype)
-    src_port = np.empty(n, np.int32)
-    dst_port = np.empty(n, np.int32)
+    src_codes = spill.empty(n, ini_all.dtype)
+    dst_codes = spill.empty(n, ini_all.dtype)
+    src_port = spill.empty(n, np.int32)
+    dst_port = spill.empty(n, np.int32)
     for a in range(0, n, ENDPOINT_STEP):
         b = min(n, a + ENDPOINT_STEP)
         row = np.searchsorted(ids, flow_id[a:b])
@@ -282,6 +320,7 @@ def _endpoints(flows: pd.DataFrame, flow_id, side, kind, icmp_src):
             dst_codes[a:b] = np.where(icmp_o, src_codes[a:b], dst_codes[a:b])
             dst_port[a:b] = np.where(icmp_o, src_port[a:b], dst_port[a:b])
             src_codes[a:b] = np.where(icmp_o, icmp_src[a:b], src_codes[a:b])
+        trim()
     return src_codes, dst_codes, src_port, dst_port
 
 
@@ -308,11 +347,14 @@ def _merger(kernel_frame: np.ndarray, tail_frame: np.ndarray):
                                                  tail.astype(dtype, copy=False)[tail_order])
 
 
-def events_frame(ev: dict[str, np.ndarray], flows: pd.DataFrame, names: Interner) -> pd.DataFrame:
+def events_frame(ev: dict[str, np.ndarray], flows: pd.DataFrame, names: Interner,
+                 spill: Spill = HEAP) -> pd.DataFrame:
     """Kernel events plus the end-of-flow ones, with the flow's endpoints attached, in frame
     order. `side` is the sending side. Text columns are categoricals: each distinct address
     or detail is formatted once, whatever the number of events. Small integer types keep a
-    million events to tens of megabytes."""
+    million events to tens of megabytes; with a `spill` folder, every whole column is made
+    in a mapped file (spill.py), and only one at a time is on the heap."""
+    keep = spill.keep
     un = flows.loc[frames.isin(flows["teardown"], ("syn_unanswered", "udp_unanswered")),
                    _UNANSWERED_COLUMNS]
     n_k, n_t = len(ev["ts_ns"]), len(un)
@@ -322,18 +364,19 @@ def events_frame(ev: dict[str, np.ndarray], flows: pd.DataFrame, names: Interner
     merged = _merger(ev["frame"], tail_frame)
     counting = counting_type(ev["frame"], ev["flow_id"], tail_frame, un["flow_id"].to_numpy())
     # the kernel's columns are let go of as they are merged (pop), to keep the peak low
-    frame = merged(ev.pop("frame"), tail_frame, counting)
-    ts = merged(ev.pop("ts_ns"), un["teardown_ts_ns"].to_numpy(np.int64), np.int64)
-    flow_id = merged(ev.pop("flow_id"), un["flow_id"].to_numpy(), counting)
-    kind = merged(ev.pop("kind"), un_kind, np.int8)
-    side = merged(ev.pop("side"), np.zeros(n_t, np.int8), np.int8)
-    code = merged(ev.pop("code"), np.zeros(n_t, np.int32), np.int32)
-    icmp_src = merged(ev.pop("icmp_src"), np.zeros(n_t, np.int32), np.int32)
-    tail_no = merged(np.full(n_k, -1, np.int32), np.arange(n_t, dtype=np.int32), np.int32)
+    frame = keep(merged(ev.pop("frame"), tail_frame, counting))
+    ts = keep(merged(ev.pop("ts_ns"), un["teardown_ts_ns"].to_numpy(np.int64), np.int64))
+    flow_id = keep(merged(ev.pop("flow_id"), un["flow_id"].to_numpy(), counting))
+    kind = keep(merged(ev.pop("kind"), un_kind, np.int8))
+    side = keep(merged(ev.pop("side"), np.zeros(n_t, np.int8), np.int8))
+    code = keep(merged(ev.pop("code"), np.zeros(n_t, np.int32), np.int32))
+    icmp_src = keep(merged(ev.pop("icmp_src"), np.zeros(n_t, np.int32), np.int32))
+    tail_no = keep(merged(np.full(n_k, -1, np.int32), np.arange(n_t, dtype=np.int32), np.int32))
     merged = None    # let its positions go
+    memory.release()
 
     # details: one text per distinct (kind, code, ICMP sender); unanswered ones per flow
-    inverse, packed_uniq = _factorize_details(kind, code, icmp_src, tail_no)
+    inverse, packed_uniq = _factorize_details(kind, code, icmp_src, tail_no, spill)
     del tail_no, code
     # an unanswered flow's first packet is its first SYN or datagram
     span = ((un["teardown_ts_ns"] - un["first_ts_ns"]) / 1e9).to_numpy()
@@ -357,11 +400,11 @@ def events_frame(ev: dict[str, np.ndarray], flows: pd.DataFrame, names: Interner
             texts.append(f"{dgrams[c]} datagrams, no reply")
         else:
             texts.append("")
-    detail = _categorical(inverse, texts) if len(inverse) else pd.Categorical([], categories=[""])
+    detail = _categorical(inverse, texts, keep) if len(inverse) else pd.Categorical([], categories=[""])
     del inverse
 
-    src_codes, dst_codes, src_port, dst_port = _endpoints(flows, flow_id, side, kind, icmp_src)
-    icmp_o = kind == F.EV_ICMP_UNREACHABLE
+    src_codes, dst_codes, src_port, dst_port = _endpoints(flows, flow_id, side, kind, icmp_src, spill)
+    icmp_o = keep(kind == F.EV_ICMP_UNREACHABLE)
     categories = flows["initiator_ip"].cat.categories
     events = pd.DataFrame({
         "ts_ns": ts, "frame": frame, "flow_id": flow_id,

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from analyzer import frames, schema
+from analyzer import frames, schema, spill
 from analyzer.report import csv_rows
 
 
@@ -149,6 +149,7 @@ def _checked(columns: list[Column], names: list[str]) -> list[Column]:
 
 # ----------------------------------------------------------------------------- CSV
 CSV_SLICE_ROWS = 4096       # rows formatted per kernel call: a 23-column slice is 0.75 MB of cells
+TRIM_SLICES = 64           # slices between trims of the mapped tables' pages (256k rows)
 CSV_BUFFER = 1 << 20        # the text buffer each writer fills and flushes (larger: no quicker)
 
 
@@ -216,6 +217,8 @@ def write_csv(columns: list[Column], digits: int, path: Path) -> None:
                 row, used = kernels.format_rows(row, stop - start, cells, kinds, digits, texts,
                                                 offsets, text_base, widest, out)
                 f.write(memoryview(out)[:used])
+            if (start // CSV_SLICE_ROWS) % TRIM_SLICES == TRIM_SLICES - 1:
+                spill.trim()    # the pages of the mapped columns read so far
 
 
 # ----------------------------------------------------------------------------- Parquet

@@ -149,8 +149,12 @@ class LaneMap:
     milliseconds). Ids too sparse for that (not ours) are searched in sorted arrays."""
 
     def __init__(self, ids: list[np.ndarray], lanes: list[np.ndarray]):
-        keys = np.concatenate(ids).astype(np.int64, copy=False) if ids else np.empty(0, np.int64)
-        values = np.concatenate(lanes) if lanes else np.empty(0, np.int64)
+        def joined(parts, empty):
+            return parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else empty
+        keys = joined(ids, np.empty(0, np.int64))
+        values = joined(lanes, np.empty(0, np.int64))
+        if len(keys) and keys.dtype.kind != "i":
+            keys = keys.astype(np.int64)
         self.lane_count = int(values.max()) + 1 if len(values) else 0
         top = int(keys.max()) if len(keys) else -1
         self.table = None
@@ -175,7 +179,7 @@ class LaneMap:
         pos = np.searchsorted(self.keys, fids)
         np.minimum(pos, len(self.keys) - 1, out=pos)
         missing = self.keys[pos] != fids
-        lane = self.values[pos]
+        lane = self.values[pos].astype(np.int64)
         lane[missing] = -1
         return lane
 
@@ -187,27 +191,20 @@ class LaneMap:
 def _lanes(flows: pd.DataFrame) -> tuple[list[dict], LaneMap]:
     """Lanes top to bottom: [{group, label, flows (count), aggregate}], and the lane map.
     Ranked on arrays of row positions: only the few flows that get a lane of their own are
-    taken out of the frame."""
+    taken out of the frame, and every flow's lane is one small integer."""
     if not len(flows):
         return [], LaneMap([], [])
     kinds = socket_kinds(flows)
     kind_code = codes(kinds)
     kind_names = list(kinds.cat.categories)
-    flow_id = flows["flow_id"].to_numpy(np.int64)
     first_ts = flows["first_ts_ns"].to_numpy(np.int64)
     total = len(flows)
     lanes: list[dict] = []
-    ids: list[np.ndarray] = []
-    where: list[np.ndarray] = []
-
-    def add(lane: dict, flow_ids: np.ndarray) -> None:
-        ids.append(flow_ids)
-        where.append(np.full(len(flow_ids), len(lanes), dtype=np.int64))
-        lanes.append(lane | {"flows": len(flow_ids)})
-
+    lane_of_row = np.full(total, -1, np.int32)
     if total > MAX_LANES:
-        open_ = (labels(flows["teardown"]) == "open").to_numpy()
-        not_phone = (labels(flows["teardown_by"]) != "phone").to_numpy()
+        # the telling flows first: by the phone, then ended (lower ranks first)
+        rank = ((labels(flows["teardown_by"]) != "phone").to_numpy().astype(np.int8) * 2
+                + (labels(flows["teardown"]) == "open").to_numpy())
     for group in GROUP_ORDER:
         if group not in kind_names:
             continue
@@ -215,21 +212,43 @@ def _lanes(flows: pd.DataFrame) -> tuple[list[dict], LaneMap]:
         if not len(rows):
             continue
         if total <= MAX_LANES:
-            keep, rest = rows, rows[:0]
+            keep = rows
         else:
-            # One lane is kept for the aggregate; the telling flows (by the phone, ended,
-            # earliest) first. lexsort is stable and sorts by its last key first.
+            # One lane is kept for the aggregate; quota flows get lanes of their own: the
+            # first by (rank, first_ts, row)
             quota = max(1, int(MAX_LANES * len(rows) / total) - 1)
-            order = rows[np.lexsort((first_ts[rows], open_[rows], not_phone[rows]))]
-            keep, rest = order[:quota], order[quota:]
-        keep = keep[np.argsort(first_ts[keep], kind="stable")]
+            keep = _first_ranked(rows, rank, first_ts, quota)
+        # in time order; ties by (rank, row)
+        keys = (keep, first_ts[keep]) if total <= MAX_LANES else (keep, rank[keep], first_ts[keep])
+        keep = keep[np.lexsort(keys)]
+        rest = len(rows) - len(keep)
+        if rest:
+            lane_of_row[rows] = len(lanes) + len(keep)     # the aggregate, after the kept
         for row in flows.iloc[keep][_LANE_COLUMNS].itertuples(index=False):
-            add({"group": group, "label": _flow_label(row), "aggregate": False},
-                np.array([row.flow_id], dtype=np.int64))
-        if len(rest):
-            add({"group": group, "label": f"{len(rest):,} more {group} flows (aggregated)",
-                 "aggregate": True}, flow_id[rest])
-    return lanes, LaneMap(ids, where)
+            lanes.append({"group": group, "label": _flow_label(row), "aggregate": False, "flows": 1})
+        lane_of_row[keep] = np.arange(len(lanes) - len(keep), len(lanes), dtype=np.int32)
+        if rest:
+            lanes.append({"group": group, "label": f"{rest:,} more {group} flows (aggregated)",
+                          "aggregate": True, "flows": rest})
+    return lanes, LaneMap([flows["flow_id"].to_numpy()], [lane_of_row])
+
+
+def _first_ranked(rows: np.ndarray, rank: np.ndarray, ts: np.ndarray, need: int) -> np.ndarray:
+    """The `need` rows (ascending row numbers) that come first by (rank, ts, row), without
+    sorting them all."""
+    out = []
+    for level in range(int(rank.max(initial=0)) + 1):
+        if need <= 0:
+            break
+        cand = rows[rank[rows] == level]
+        if len(cand) > need:
+            t = ts[cand]
+            kth = np.partition(t, need - 1)[need - 1]
+            cand = cand[t <= kth]                          # ascending: ties stay in row order
+            cand = cand[np.argsort(ts[cand], kind="stable")][:need]
+        out.append(cand)
+        need -= len(cand)
+    return np.concatenate(out) if out else rows[:0]
 
 
 # what labelling a lane reads
@@ -287,35 +306,59 @@ def _merge(intervals: np.ndarray, tol: float) -> np.ndarray:
     return np.column_stack([starts[first], np.maximum.reduceat(ends, first)])
 
 
+SPAN_STEP = 262144      # flows drawn per step: each step's temporaries are ~70 B a flow
+
+
 def _draw_spans(ax, flows, lanes, lane_of, t0, x_max) -> int:
+    """Each flow's life as a bar in its lane, one for each direction that carried packets;
+    an aggregated lane's bars merged where they touch at the figure's resolution."""
     if not len(flows):
         return 0
-    lane = lane_of.lookup(flows["flow_id"].astype("int64").to_numpy())
-    start = (flows["first_ts_ns"].to_numpy(np.int64) - t0) / 1e9
-    end = (flows["last_ts_ns"].to_numpy(np.int64) - t0) / 1e9
-    end = np.maximum(end, start + x_max * 0.002)  # a one-packet flow still shows
-    initiator_is_phone = (labels(flows["phone_role"]) != "responder").to_numpy()
-    i2r = flows["packets_i2r"].to_numpy(np.int64)
-    r2i = flows["packets_r2i"].to_numpy(np.int64)
-    up = np.where(initiator_is_phone, i2r, r2i)      # phone -> server
-    down = np.where(initiator_is_phone, r2i, i2r)    # server -> phone
+    tol = x_max / PIXEL_BINS
+    # per lane and direction, the bars of each step (an aggregated lane's merged already:
+    # merging the steps' merged bars gives what one merge of them all would)
+    bars = [([], []) for _ in lanes]
+    sums = np.zeros((len(lanes) + 1, 2), np.int64)    # packets up and down per lane
+    members = np.zeros(len(lanes) + 1, np.int64)      # the last row: flows with no lane
+    for a in range(0, len(flows), SPAN_STEP):
+        part = flows.iloc[a:a + SPAN_STEP]
+        lane = lane_of.lookup(part["flow_id"].astype("int64").to_numpy())
+        start = (part["first_ts_ns"].to_numpy(np.int64) - t0) / 1e9
+        end = (part["last_ts_ns"].to_numpy(np.int64) - t0) / 1e9
+        end = np.maximum(end, start + x_max * 0.002)  # a one-packet flow still shows
+        initiator_is_phone = (labels(part["phone_role"]) != "responder").to_numpy()
+        i2r = part["packets_i2r"].to_numpy(np.int64)
+        r2i = part["packets_r2i"].to_numpy(np.int64)
+        up = np.where(initiator_is_phone, i2r, r2i)      # phone -> server
+        down = np.where(initiator_is_phone, r2i, i2r)    # server -> phone
+        at = np.where(lane >= 0, lane, len(lanes))
+        members += np.bincount(at, minlength=len(lanes) + 1)
+        for direction, count in enumerate((up, down)):
+            sums[:, direction] += np.bincount(at, weights=count, minlength=len(lanes) + 1).astype(np.int64)
+        for index, info in enumerate(lanes):
+            sel = lane == index
+            for direction, count in enumerate((up, down)):
+                has = sel & (count > 0)
+                if not has.any():
+                    continue
+                spans = np.column_stack([start[has], end[has]])
+                bars[index][direction].append(_merge(spans, tol) if info["aggregate"] else spans)
     segments, colors = [], []
     aggregated = 0
     for index, info in enumerate(lanes):
-        sel = lane == index
         y = _y(index)
-        for count, offset, color in ((up, UP, PHONE_COLOR), (down, DOWN, SERVER_COLOR)):
-            has = sel & (count > 0)
-            spans = np.column_stack([start[has], end[has]])
+        for direction, (offset, color) in enumerate(((UP, PHONE_COLOR), (DOWN, SERVER_COLOR))):
+            parts = bars[index][direction]
+            spans = np.concatenate(parts) if parts else np.empty((0, 2))
             if info["aggregate"]:
-                spans = _merge(spans, x_max / PIXEL_BINS)
+                spans = _merge(spans, tol)
             for a, b in spans:
                 segments.append([(a, y + offset), (b, y + offset)])
                 colors.append(color)
         if info["aggregate"]:
-            aggregated += int(sel.sum())
+            aggregated += int(members[index])
         else:
-            ax.text(x_max, y, f" ↑{int(up[sel].sum())} ↓{int(down[sel].sum())}", fontsize=6,
+            ax.text(x_max, y, f" ↑{int(sums[index, 0])} ↓{int(sums[index, 1])}", fontsize=6,
                     va="center", ha="left", color="#555555", clip_on=False)
     ax.add_collection(LineCollection(segments, colors=colors, linewidths=3.2, alpha=0.55,
                                      capstyle="butt", zorder=1))

@@ -333,3 +333,87 @@ def test_lane_map_finds_each_flows_lane_dense_or_sparse(ids, sparse, asked):
     got = lane_map.lookup(np.array(asked, dtype=np.int64))
     assert got.tolist() == [want.get(a, -1) for a in asked]
     assert lane_map.lane_count == (max(lanes) + 1 if lanes else 0)
+
+
+def _lanes_by_full_sort(flows):
+    """The lanes as ranking every flow of a group by a full sort gives them (the rule
+    timeline._lanes follows without sorting them all)."""
+    from analyzer.frames import labels
+    kinds = signatures.socket_kinds(flows)
+    first_ts = flows["first_ts_ns"].to_numpy(np.int64)
+    total = len(flows)
+    not_phone = (labels(flows["teardown_by"]) != "phone").to_numpy()
+    open_ = (labels(flows["teardown"]) == "open").to_numpy()
+    lanes, lane_of = [], {}
+    for group in timeline.GROUP_ORDER:
+        rows = np.flatnonzero((kinds == group).to_numpy())
+        if not len(rows):
+            continue
+        if total <= timeline.MAX_LANES:
+            keep, rest = rows, rows[:0]
+        else:
+            quota = max(1, int(timeline.MAX_LANES * len(rows) / total) - 1)
+            order = rows[np.lexsort((first_ts[rows], open_[rows], not_phone[rows]))]
+            keep, rest = order[:quota], order[quota:]
+        keep = keep[np.argsort(first_ts[keep], kind="stable")]
+        for row in keep:
+            lane_of[int(flows["flow_id"].iat[row])] = len(lanes)
+            lanes.append((group, int(flows["flow_id"].iat[row])))
+        if len(rest):
+            for row in rest:
+                lane_of[int(flows["flow_id"].iat[row])] = len(lanes)
+            lanes.append((group, f"{len(rest):,} more"))
+    return lanes, lane_of
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 400), st.integers(0, 10_000), st.integers(1, 50))
+def test_lanes_rank_flows_as_a_full_sort_does(n_flows, seed, spread):
+    """The flows that get lanes of their own, their order, and every flow's lane, as ranking
+    all of a group's flows would give them; with many ties in time (small `spread`)."""
+    flows, _ = synthetic(n_flows, 0, seed)
+    rng = np.random.default_rng(seed)
+    flows["first_ts_ns"] = 1_720_075_971_000_000_000 + rng.integers(0, spread, n_flows) * 10**9
+    flows["proto"] = pd.Categorical(rng.choice(["tcp", "udp", "icmp"], n_flows))
+    flows["teardown"] = pd.Categorical(rng.choice(["rst", "fin", "open", "refused"], n_flows))
+    want_lanes, want_of = _lanes_by_full_sort(flows)
+    lanes, lane_of = timeline._lanes(flows)
+    got = [(lane["group"], lane["flows"]) for lane in lanes]
+    assert [g for g, _ in got] == [g for g, _ in want_lanes]
+    for (group, flows_in), (_, what) in zip(got, want_lanes):
+        if isinstance(what, str):
+            assert what == f"{flows_in:,} more"
+        else:
+            assert flows_in == 1
+    kept = [lane["label"] for lane in lanes if not lane["aggregate"]]
+    want_kept = [timeline._flow_label(row) for row in flows.set_index("flow_id", drop=False)
+                 .loc[[w for _, w in want_lanes if not isinstance(w, str)], timeline._LANE_COLUMNS]
+                 .itertuples(index=False)]
+    assert kept == want_kept
+    ids = flows["flow_id"].to_numpy()
+    assert lane_of.lookup(ids).tolist() == [want_of[int(i)] for i in ids]
+
+
+@pytest.mark.parametrize("step", [1, 7, 1000])
+def test_spans_drawn_in_steps_match_one_pass(monkeypatch, step):
+    """Lane bars drawn a step of flows at a time (aggregated lanes merged per step, then
+    again) are the bars, colours and packet counts of one pass over every flow."""
+    flows, _ = synthetic(300, 0, seed=5)
+    flows["packets_r2i"] = np.where(np.arange(300) % 5 == 0, 0, 90)     # some one-way flows
+    lanes, lane_of = timeline._lanes(flows)
+    t0 = int(flows["first_ts_ns"].min())
+    x_max = timeline._x_extent(flows, pd.DataFrame(), pd.DataFrame(), [], t0)
+
+    def drawn():
+        fig, ax = plt.subplots()
+        aggregated = timeline._draw_spans(ax, flows, lanes, lane_of, t0, x_max)
+        bars = ax.collections[0]
+        out = (aggregated, [s.tolist() for s in bars.get_segments()],
+               bars.get_colors().tolist(), [t.get_text() for t in ax.texts])
+        plt.close(fig)
+        return out
+
+    whole = drawn()
+    monkeypatch.setattr(timeline, "SPAN_STEP", step)
+    assert drawn() == whole
+    assert whole[0] > 0 and whole[3]          # aggregated lanes and per-lane counts both drawn
