@@ -69,12 +69,13 @@ def _open_engine(opts: Options):
     raise AnalyzerError(f"unknown engine {opts.engine!r} (choose native or tshark)")
 
 
-def read_flows(opts: Options, progress: Callable[[int, int], None] | None = None):
+def read_flows(opts: Options, progress: Callable[[int, int], None] | None = None,
+               spill: Spill | None = None):
     """Run the capture through an engine and the flow table. Returns (flows, events,
-    capture info dict, flag counts, peak live flows)."""
+    capture info dict, flag counts, peak live flows). The tables are made in `spill`
+    (by default as opts.spill says)."""
     engine = _open_engine(opts)
-    # finished flows and events are kept in files in the output folder, mapped (spill.py)
-    spill = Spill(opts.out if opts.spill else None)
+    spill = spill if spill is not None else _spill(opts)
     table = FlowTable(tcp_idle_timeout=opts.tcp_idle_timeout, spill=spill)
     # the reader runs one batch ahead on the other core (its kernels release the GIL)
     for batch in prefetch(engine.batches(), PREFETCH):
@@ -90,10 +91,15 @@ def read_flows(opts: Options, progress: Callable[[int, int], None] | None = None
     flow_cols, event_cols = table.drain(), table.drain_events()
     del table, engine
     memory.release()
-    flows = labels.flows_frame(flow_cols, names, spill.keep)
+    flows = labels.flows_frame(flow_cols, names, spill)
     del flow_cols
     events = labels.events_frame(event_cols, flows, names, spill)
     return flows, events, dict(info), flag_counts, peak
+
+
+def _spill(opts: Options) -> Spill:
+    """Where the run's tables go: mapped files in the output folder (spill.py), or the heap."""
+    return Spill(opts.out if opts.spill else None)
 
 
 def prefetch(batches, depth: int = 2):
@@ -184,7 +190,8 @@ def _run(opts: Options, progress, stage) -> Result:
     started = time.perf_counter()
     stage = stage or (lambda text: None)
     memory.tune()
-    flows, events, info, flag_counts, peak = read_flows(opts, progress)
+    spill = _spill(opts)
+    flows, events, info, flag_counts, peak = read_flows(opts, progress, spill)
     memory.release()
     # every warning names what it is about: the capture, or a log file
     warnings = [f"{opts.capture.name}: {w}" for w in info.get("warnings", [])]
@@ -203,7 +210,7 @@ def _run(opts: Options, progress, stage) -> Result:
         phone_how = {"addresses": phones, "how": how}
         if not phones and len(flows):
             warnings.append(f"phone not identified ({how})")
-    phone_rules.attribute(flows, events, phones)
+    phone_rules.attribute(flows, events, phones, spill)
     memory.release()
 
     stage("aligning log clocks and matching lines to flows")

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 _mappings: "weakref.WeakSet[mmap.mmap]" = weakref.WeakSet()
+STEP = 262144       # items a whole-column step handles at a time (1-2 MB of temporaries)
 
 
 def _unlinked_file(directory: Path):
@@ -78,6 +79,22 @@ class Spill:
             f.truncate(count * dtype.itemsize)
             return _mapped(f, dtype, count)
 
+    def gather(self, column: np.ndarray, order: np.ndarray | None = None, dtype=None) -> np.ndarray:
+        """column[order] (or the column itself) as `dtype`, made STEP items at a time into a
+        mapped column: the heap holds one step of it, not a whole column."""
+        dtype = np.dtype(dtype if dtype is not None else column.dtype)
+        if self.directory is None:
+            out = column if order is None else column[order]
+            return out.astype(dtype, copy=False)
+        if order is None and dtype == column.dtype and is_mapped(column):
+            return column
+        count = len(column) if order is None else len(order)
+        out = self.empty(count, dtype)
+        for at in range(0, count, STEP):
+            out[at:at + STEP] = column[at:at + STEP] if order is None else column[order[at:at + STEP]]
+            trim()
+        return out
+
     def blocks(self) -> list | "Blocks":
         """Somewhere to append blocks of columns: a list on the heap, or files."""
         return [] if self.directory is None else Blocks(self.directory)
@@ -113,21 +130,18 @@ class Blocks:
         return list(self.files)
 
     def pop(self, name: str) -> np.ndarray:
-        """Column `name`, read into memory; its file is closed (and so gone)."""
+        """Column `name`, mapped from its file (which is then closed: the mapping keeps it)."""
         f = self.files.pop(name)
+        dtype = self.dtypes.pop(name)
         with f:
             f.flush()
-            f.seek(0)
-            return np.fromfile(f, self.dtypes.pop(name))
+            return _mapped(f, dtype, f.tell() // dtype.itemsize)
 
     def peek(self, name: str) -> np.ndarray:
-        """Column `name`, read into memory; the file stays."""
+        """Column `name`, mapped from its file, which takes further blocks."""
         f = self.files[name]
         f.flush()
-        f.seek(0)
-        out = np.fromfile(f, self.dtypes[name])
-        f.seek(0, os.SEEK_END)
-        return out
+        return _mapped(f, self.dtypes[name], f.tell() // self.dtypes[name].itemsize)
 
     def close(self) -> None:
         for f in self.files.values():

@@ -97,7 +97,7 @@ def test_blocks_in_files_come_back_as_blocks_in_lists_do(sizes, seed, ordered):
         blocks = store.blocks()
         for block in made:
             blocks.append(block)
-        got = labels.concat(blocks, empty, order_by, store.keep)
+        got = labels.concat(blocks, empty, order_by, store)
         assert list(got) == list(want)
         for name in want:
             assert got[name].dtype == want[name].dtype

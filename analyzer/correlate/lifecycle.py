@@ -164,9 +164,13 @@ def _ordered(mask: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Positions of the rows in `mask`, ordered by `ts` (stable), and their times: the
     period search needs only these, not a copy of the rows."""
     rows = np.flatnonzero(mask)
+    if len(mask) <= np.iinfo(np.int32).max:
+        rows = rows.astype(np.int32)        # half the size, held while periods are sought
     times = ts[rows]
     order = np.argsort(times, kind="stable")
-    return rows[order], times[order]
+    times = times[order]                    # one array at a time: the old one goes
+    rows = rows[order]
+    return rows, times
 
 
 def _phone_teardowns(flows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -209,22 +213,33 @@ def frame_evidence_at(flows: pd.DataFrame, rows: np.ndarray, by_phone=False) -> 
         col["teardown_frame"], col["flow_id"], col["teardown"], senders, col["teardown_ts_ns"])]
 
 
+LIFE_STEP = 262144      # rows picked per step
+
+
 def _signs_of_life(flows: pd.DataFrame, events: pd.DataFrame) -> np.ndarray:
     """Times at which the phone acted like a foreground app: it dialled (SYN), accepted
     (SYN-ACK) or started a new UDP conversation."""
-    # the times are picked straight into the array that is then sorted in place: on a
-    # million events, every copy of them is several MB
+    # the times are picked straight into the array that is then sorted in place, a step of
+    # rows at a time (counted first): on a million events, every copy of them, and every
+    # whole column of masks, is several MB
     picks = []
     if events is not None and len(events):
-        mask = frames.isin(events["kind"], ("syn", "synack")) & (labels(events["sender"]) == "phone").to_numpy()
-        picks.append((mask, events["ts_ns"].to_numpy(np.int64)))
+        picks.append((events, lambda part: frames.isin(part["kind"], ("syn", "synack"))
+                      & (labels(part["sender"]) == "phone").to_numpy(), "ts_ns"))
     if len(flows):
-        mask = ((lowered(flows["proto"]) == "udp")
-                & (labels(flows["phone_role"]) == "initiator")).to_numpy()
-        picks.append((mask, flows["first_ts_ns"].to_numpy(np.int64)))
-    times = np.empty(sum(int(np.count_nonzero(mask)) for mask, _ in picks), np.int64)
+        picks.append((flows, lambda part: ((lowered(part["proto"]) == "udp")
+                                           & (labels(part["phone_role"]) == "initiator")).to_numpy(),
+                      "first_ts_ns"))
+
+    def steps():
+        for table, pick, column in picks:
+            ts = table[column].to_numpy(np.int64)
+            for at in range(0, len(table), LIFE_STEP):
+                yield pick(table.iloc[at:at + LIFE_STEP]), ts[at:at + LIFE_STEP]
+
+    times = np.empty(sum(int(np.count_nonzero(mask)) for mask, _ in steps()), np.int64)
     at = 0
-    for mask, ts in picks:
+    for mask, ts in steps():
         n = int(np.count_nonzero(mask))
         np.compress(mask, ts, out=times[at:at + n])
         at += n

@@ -254,10 +254,15 @@ def features(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | Non
         f["phone_teardown_burst"] = bool(lifecycle_mod.bursts(flows, events, evidence=False)) if n else False
     f["lifecycle_periods"] = len(periods)
     f["lifecycle_from_logs"] = any(p.get("basis") == "log" for p in periods)
-    phone_td = tcp & frames.isin(teardown, ("rst", "fin")) & (by == "phone")
+    phone_td = (tcp & frames.isin(teardown, ("rst", "fin")) & (by == "phone")).to_numpy() if n \
+        else np.zeros(0, dtype=bool)
     if count(phone_td) and periods:
-        inside = lifecycle_mod.in_periods(flows.loc[phone_td, "teardown_ts_ns"], periods, BACKGROUND_SLACK_S)
-        f["phone_teardowns_in_background"] = float(inside.mean())
+        # counted a step at a time: no copy of every phone teardown's time
+        ts, inside = flows["teardown_ts_ns"].to_numpy(np.int64), 0
+        for at in range(0, n, FLOW_STEP):
+            inside += int(lifecycle_mod.in_periods(ts[at:at + FLOW_STEP][phone_td[at:at + FLOW_STEP]],
+                                                   periods, BACKGROUND_SLACK_S).sum())
+        f["phone_teardowns_in_background"] = inside / count(phone_td)
     else:
         f["phone_teardowns_in_background"] = 0.0
 
@@ -394,22 +399,31 @@ def _pattern_mask(pattern: dict, attrs: pd.DataFrame) -> np.ndarray:
 def _flow_verdicts(flows, logs, periods, ranked, min_score) -> tuple[list[dict], int]:
     if flows is None or len(flows) == 0:
         return [], 0
-    attrs = _flow_attrs(flows, periods)
-    # each flow's signature as its number in `ranked` (-1: none), not a column of strings
-    assigned = np.full(len(flows), -1, dtype=np.int32)
     # A signature the session rules out still names a flow, with low confidence. (One
     # figure per signature, not a column of them.)
     confidence = [round(s if s >= min_score else 0.3 * max(s, 0.5), 2) for s, _, _, _ in ranked]
-    # The session's best explanation first, then the others in score order.
-    for number, (_, _, sig, _) in enumerate(ranked):
-        for pattern in sig.get("flow", []):
-            mask = _pattern_mask(pattern, attrs)
-            mask &= assigned < 0
-            assigned[mask] = number
-    explained = (attrs["teardown"] != "open").to_numpy() | (assigned >= 0)
-    idx = np.flatnonzero(explained)
-    omitted = max(0, len(idx) - MAX_FLOW_VERDICTS)
-    idx = idx[:MAX_FLOW_VERDICTS]
+    # The flows explained (ended, or named by a signature), FLOW_STEP flows at a time: the
+    # first MAX_FLOW_VERDICTS are listed, with their kind and signature, the rest counted
+    idx, kinds_of, numbers = [], [], []
+    explained_flows = 0
+    for at in range(0, len(flows), FLOW_STEP):
+        attrs = _flow_attrs(flows.iloc[at:at + FLOW_STEP], periods)
+        # each flow's signature as its number in `ranked` (-1: none), not a column of strings
+        assigned = np.full(len(attrs), -1, dtype=np.int32)
+        # The session's best explanation first, then the others in score order.
+        for number, (_, _, sig, _) in enumerate(ranked):
+            for pattern in sig.get("flow", []):
+                mask = _pattern_mask(pattern, attrs)
+                mask &= assigned < 0
+                assigned[mask] = number
+        explained = np.flatnonzero((attrs["teardown"] != "open").to_numpy() | (assigned >= 0))
+        explained_flows += len(explained)
+        listed = explained[:max(0, MAX_FLOW_VERDICTS - sum(len(i) for i in idx))]
+        idx.append(at + listed)
+        kinds_of += attrs["kind"].take(listed).tolist()
+        numbers.append(assigned[listed])
+    idx, numbers = np.concatenate(idx), np.concatenate(numbers)
+    omitted = max(0, explained_flows - MAX_FLOW_VERDICTS)
     log_by_flow = {}
     if len(logs) and logs["flow_id"].notna().any():
         # each flow's first three lines, in one pass (a groupby of a thousand little frames
@@ -421,14 +435,13 @@ def _flow_verdicts(flows, logs, periods, ranked, min_score) -> tuple[list[dict],
             log_by_flow.setdefault(fid, []).append(lifecycle_mod.log_evidence(record))
     out = []
     rows = flows.iloc[idx]
-    for pos, row in zip(idx, rows.itertuples(index=False)):
+    for kind, number, row in zip(kinds_of, numbers.tolist(), rows.itertuples(index=False)):
         evidence = []
         if row.teardown != "open" and row.teardown_frame > 0:
             evidence.append(lifecycle_mod.frame_evidence(row.teardown_frame, row.flow_id, row.teardown,
                                                          row.teardown_by, row.teardown_ts_ns))
         evidence += log_by_flow.get(int(row.flow_id), [])
-        number = assigned[pos]
-        out.append({"flow_id": int(row.flow_id), "kind": attrs["kind"].iat[pos],
+        out.append({"flow_id": int(row.flow_id), "kind": kind,
                     "behaviour": ranked[number][2]["id"] if number >= 0 else "unknown",
                     "confidence": float(confidence[number]) if number >= 0 else 0.0,
                     "evidence": evidence})
@@ -438,10 +451,12 @@ def _flow_verdicts(flows, logs, periods, ranked, min_score) -> tuple[list[dict],
 def _session_evidence(sig: dict, flows, logs: pd.DataFrame, periods: list[dict]) -> list[dict]:
     evidence: list[dict] = []
     if flows is not None and len(flows):
-        attrs = _flow_attrs(flows, periods)
         mask = np.zeros(len(flows), dtype=bool)
-        for pattern in sig.get("flow", []):
-            mask |= _pattern_mask(pattern, attrs)
+        for at in range(0, len(flows), FLOW_STEP):
+            attrs = _flow_attrs(flows.iloc[at:at + FLOW_STEP], periods)
+            part = mask[at:at + FLOW_STEP]
+            for pattern in sig.get("flow", []):
+                part |= _pattern_mask(pattern, attrs)
         mask &= (labels(flows["teardown"]) != "open").to_numpy()
         evidence += _earliest_teardowns(flows, mask, MAX_SESSION_EVIDENCE // 2)
     wanted = set(sig.get("evidence_errnos", []))
@@ -497,8 +512,10 @@ def seed_table(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | N
     for kind in present:
         # only the columns the table reads, and no copy of the index: a kind can hold most
         # of a million flows
-        kflows = _rows_of(flows, (kinds == kind).to_numpy()) if len(kinds) else flows
-        ref_ns = _first_teardown(kflows)
+        # the kind's rows are read a step at a time, by position: a kind can hold most of
+        # a million flows
+        kmask = (kinds == kind).to_numpy() if len(kinds) else np.zeros(0, dtype=bool)
+        ref_ns = _first_teardown(flows, kmask)
         if ref_ns is None:
             ref_ns = first_period
         klogs = logs[(lkinds == kind).to_numpy()] if len(lkinds) else logs.iloc[0:0]
@@ -507,9 +524,9 @@ def seed_table(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | N
         basis = {"app_error": "log" if has_app_log else "none",
                  "server_error": "log" if has_server_log else "none"}
         if not has_server_log:
-            server_error = _server_error_from_capture(kflows)
+            server_error = _server_error_from_capture(flows, kmask)
             basis["server_error"] = "capture" if server_error else "none"
-        reconnect, how = _reconnect(kflows, kind, ref_ns, klogs)
+        reconnect, how = _reconnect(flows, kmask, kind, ref_ns, klogs)
         basis["reconnect"] = how
         table[kind] = {"app_error": app_error, "server_error": server_error,
                        "reconnect": reconnect, "basis": basis}
@@ -519,26 +536,56 @@ def seed_table(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | N
 _SEED_COLUMNS = ["first_ts_ns", "syn_count", "teardown", "teardown_by", "teardown_ts_ns"]
 
 
-def _rows_of(flows: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
-    """The _SEED_COLUMNS of the rows where mask holds, numbered from 0."""
-    rows = np.flatnonzero(mask)
+FLOW_STEP = 262144      # flows read per step where a whole column of temporaries would do
+
+
+def _rows_of(flows: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """The _SEED_COLUMNS of the rows at these positions, numbered from 0."""
     return pd.DataFrame({c: flows[c].array.take(rows) for c in _SEED_COLUMNS}, copy=False)
 
 
+def _kind_steps(flows: pd.DataFrame, kmask: np.ndarray):
+    """The rows of one socket kind (kmask), FLOW_STEP flows at a time: (their positions,
+    their _SEED_COLUMNS)."""
+    for at in range(0, len(kmask), FLOW_STEP):
+        rows = at + np.flatnonzero(kmask[at:at + FLOW_STEP])
+        if len(rows):
+            yield rows, _rows_of(flows, rows)
+
+
 def _earliest(ts: np.ndarray, mask: np.ndarray) -> int:
-    """Row of the earliest time where mask holds (the first such row on a tie), or -1.
-    Works on arrays: a socket kind can hold most of a million flows, too many to copy."""
+    """Row of the earliest time where mask holds (the first such row on a tie), or -1."""
     rows = np.flatnonzero(mask)
     return int(rows[np.argmin(ts[rows])]) if len(rows) else -1
 
 
-def _first_teardown(kflows: pd.DataFrame) -> int | None:
-    closing = frames.isin(kflows["teardown"], ("rst", "fin"))
-    if not closing.any():
-        return None
-    by_phone = closing & (labels(kflows["teardown_by"]) == "phone").to_numpy()
-    ts = kflows["teardown_ts_ns"].to_numpy()
-    return int(ts[by_phone if by_phone.any() else closing].min())
+def _earliest_of_kind(flows, kmask, column: str, select) -> tuple[int, int, str] | None:
+    """(time, position, teardown) of the kind's flow with the earliest `column` among those
+    `select(rows)` picks (the first such flow on a tie), or None."""
+    best = None
+    for rows, kflows in _kind_steps(flows, kmask):
+        ts = kflows[column].to_numpy()
+        first = _earliest(ts, select(kflows))
+        # strictly earlier: on a tie the earlier step, so the lower position, stands
+        if first >= 0 and (best is None or int(ts[first]) < best[0]):
+            best = (int(ts[first]), int(rows[first]), str(kflows["teardown"].iat[first]))
+    return best
+
+
+def _first_teardown(flows: pd.DataFrame, kmask: np.ndarray) -> int | None:
+    """The kind's first teardown time: the phone's first RST or FIN, else anyone's."""
+    by_phone = closing = None
+    for _, kflows in _kind_steps(flows, kmask):
+        close = frames.isin(kflows["teardown"], ("rst", "fin"))
+        if not close.any():
+            continue
+        ts = kflows["teardown_ts_ns"].to_numpy()
+        closing = min(closing, int(ts[close].min())) if closing is not None else int(ts[close].min())
+        phone = close & (labels(kflows["teardown_by"]) == "phone").to_numpy()
+        if phone.any():
+            first = int(ts[phone].min())
+            by_phone = min(by_phone, first) if by_phone is not None else first
+    return by_phone if by_phone is not None else closing
 
 
 def _first_error(rows: pd.DataFrame, after_ns: int | None) -> str | None:
@@ -557,25 +604,29 @@ def _first_error(rows: pd.DataFrame, after_ns: int | None) -> str | None:
     return str(rows["errno"].iloc[0])
 
 
-def _server_error_from_capture(kflows: pd.DataFrame) -> str | None:
-    closing = (frames.isin(kflows["teardown"], ("rst", "fin"))
-               & (labels(kflows["teardown_by"]) == "phone").to_numpy())
-    first = _earliest(kflows["teardown_ts_ns"].to_numpy(), closing)
-    if first < 0:
+def _server_error_from_capture(flows: pd.DataFrame, kmask: np.ndarray) -> str | None:
+    first = _earliest_of_kind(flows, kmask, "teardown_ts_ns", lambda kflows: (
+        frames.isin(kflows["teardown"], ("rst", "fin"))
+        & (labels(kflows["teardown_by"]) == "phone").to_numpy()))
+    if first is None:
         return None
-    return "ECONNRESET" if str(kflows["teardown"].iat[first]) == "rst" else "EOF"
+    return "ECONNRESET" if first[2] == "rst" else "EOF"
 
 
-def _reconnect(kflows: pd.DataFrame, kind: str, ref_ns: int | None, klogs: pd.DataFrame) -> tuple[str, str]:
+def _reconnect(flows: pd.DataFrame, kmask: np.ndarray, kind: str, ref_ns: int | None,
+               klogs: pd.DataFrame) -> tuple[str, str]:
     if ref_ns is None:
         return "n/a", "none"
-    first_ts = kflows["first_ts_ns"].to_numpy()
-    later = first_ts > ref_ns
-    if kind != "udp":
-        later &= kflows["syn_count"].to_numpy() > 0
-    nxt = _earliest(first_ts, later)
-    if nxt >= 0:
-        teardown = str(kflows["teardown"].iat[nxt])
+
+    def later(kflows):
+        out = kflows["first_ts_ns"].to_numpy() > ref_ns
+        if kind != "udp":
+            out &= kflows["syn_count"].to_numpy() > 0
+        return out
+
+    nxt = _earliest_of_kind(flows, kmask, "first_ts_ns", later)
+    if nxt is not None:
+        teardown = nxt[2]
         if teardown == "refused" or (kind == "udp" and teardown == "icmp_unreachable"):
             return "refused", "capture"
         if teardown in ("syn_unanswered", "udp_unanswered"):

@@ -804,9 +804,9 @@ class FlowTable:
         """All finished flows so far as compact columns, sorted by flow id."""
         empty = self.names.summarise(*self._summaries(np.zeros(0, np.int64)))
         from analyzer.dissect.labels import concat
-        return concat(self.finished, empty, ("flow_id",), self.spill.keep)
+        return concat(self.finished, empty, ("flow_id",), self.spill)
 
     def drain_events(self) -> dict[str, np.ndarray]:
         empty = self.names.compact_events(np.zeros((0, 8), np.int64))
         from analyzer.dissect.labels import concat
-        return concat(self.events, empty, (), self.spill.keep)   # emitted in frame order already
+        return concat(self.events, empty, (), self.spill)   # emitted in frame order already

@@ -36,20 +36,16 @@ def code_type(count: int):
     return np.int64
 
 
-def _identity(column):
-    return column
-
-
-def _categorical(codes: np.ndarray, labels, keep=_identity) -> pd.Categorical:
-    """Categorical from codes into labels that may repeat (merged); `keep` takes the codes
-    (spill.Spill.keep: into a mapped file)."""
+def _categorical(codes: np.ndarray, labels, spill: Spill = HEAP) -> pd.Categorical:
+    """Categorical from codes into labels that may repeat (merged), its codes made in
+    `spill` (mapped files, or the heap)."""
     labels = list(labels)
     uniq = list(dict.fromkeys(labels))
     if len(uniq) != len(labels):
         position = {label: i for i, label in enumerate(uniq)}
         remap = np.array([position[x] for x in labels], dtype=np.int64)
         codes = remap[codes]
-    return pd.Categorical.from_codes(keep(np.asarray(codes).astype(code_type(len(uniq)), copy=False)),
+    return pd.Categorical.from_codes(spill.gather(np.asarray(codes), dtype=code_type(len(uniq))),
                                      categories=uniq)
 
 
@@ -176,11 +172,11 @@ class Interner:
 
 
 def concat(blocks, empty: dict[str, np.ndarray], order_by: tuple[str, ...],
-           keep=lambda column: column) -> dict[str, np.ndarray]:
+           spill: Spill = HEAP) -> dict[str, np.ndarray]:
     """Blocks of compact columns (a list of dicts, or spill.Blocks in files) as one, sorted
-    by the given columns (last one first), each column handed to `keep` as it is done (to
-    be mapped from a file, see spill.py). The blocks are emptied column by column, so at
-    most one column is held twice."""
+    by the given columns (last one first). Blocks in files come out as mapped columns
+    (sorted a step at a time into new ones): the heap holds only the sort's order. Blocks
+    in a list are emptied column by column, so at most one column is held twice."""
     if not len(blocks):
         return empty
     in_files = isinstance(blocks, Blocks)
@@ -196,7 +192,7 @@ def concat(blocks, empty: dict[str, np.ndarray], order_by: tuple[str, ...],
     out = {}
     for key in (blocks.names() if in_files else list(blocks[0])):
         column = whole(key, True)
-        out[key] = keep(column if order is None else column[order])
+        out[key] = spill.gather(column, order)
         del column
         # the blocks' small arrays live on the heap: hand their pages back column by column
         memory.release()
@@ -217,17 +213,20 @@ def counting_type(*columns: np.ndarray):
     return np.int32 if 0 <= low and top <= INT32_MAX else np.int64
 
 
-def flows_frame(cols: dict[str, np.ndarray], names: Interner, keep=_identity) -> pd.DataFrame:
+def flows_frame(cols: dict[str, np.ndarray], names: Interner, spill: Spill = HEAP) -> pd.DataFrame:
     """One row per flow, by side (phone attribution is added by phones.py). Text columns
-    are categoricals over the interner's tables. Columns made here go through `keep`
-    (spill.Spill.keep: into mapped files), as the ones in `cols` already have."""
+    are categoricals over the interner's tables. Columns made here are made in `spill`
+    (mapped files, or the heap), as the ones in `cols` were."""
     addr = names.addr_text
     counting = counting_type(cols["flow_id"], cols["first_frame"], cols["last_frame"], cols["teardown_frame"])
     for name in ("flow_id", "first_frame", "last_frame", "teardown_frame"):
-        cols[name] = keep(cols[name].astype(counting, copy=False))
+        cols[name] = spill.gather(cols[name], dtype=counting)
+    # protocol numbers -> codes in numeric order, by a lookup table (no sort of every flow)
     proto = cols["proto"]
-    puniq, pcodes = np.unique(proto, return_inverse=True) if len(proto) else (np.zeros(0, np.uint8), np.zeros(0, np.int64))
-    del proto
+    puniq = np.flatnonzero(np.bincount(proto, minlength=256)) if len(proto) else np.zeros(0, np.int64)
+    lookup = np.full(256, -1, np.int8)
+    lookup[puniq] = np.arange(len(puniq))
+    pcodes = spill.gather(lookup, proto)
 
     # One type for the three address columns, over the interner's own strings: a pandas
     # text index of 80k addresses costs ~10 MB each (its own copy of the text, and a hash
@@ -235,12 +234,12 @@ def flows_frame(cols: dict[str, np.ndarray], names: Interner, keep=_identity) ->
     addr_type = pd.CategoricalDtype(pd.Index(addr, dtype=object))
 
     def address(name):
-        return pd.Categorical.from_codes(keep(cols[name].astype(code_type(len(addr)), copy=False)),
+        return pd.Categorical.from_codes(spill.gather(cols[name], dtype=code_type(len(addr))),
                                          dtype=addr_type)
 
     df = pd.DataFrame({
         "flow_id": cols["flow_id"],
-        "proto": _categorical(pcodes.reshape(-1), [PROTO_NAMES.get(int(p), str(int(p))) for p in puniq], keep),
+        "proto": _categorical(pcodes, [PROTO_NAMES.get(int(p), str(int(p))) for p in puniq], spill),
         "ip_version": cols["ip_version"],
         "initiator_ip": address("initiator_ip"),
         "initiator_port": cols["initiator_port"],
@@ -255,7 +254,7 @@ def flows_frame(cols: dict[str, np.ndarray], names: Interner, keep=_identity) ->
         "bytes_i2r": cols["bytes_i2r"],
         "bytes_r2i": cols["bytes_r2i"],
         "conn_state": pd.Categorical.from_codes(cols["conn_state"], categories=CONN_STATES),
-        "history": _categorical(cols["history"], names.hist_text or [""], keep),
+        "history": _categorical(cols["history"], names.hist_text or [""], spill),
         "teardown": pd.Categorical.from_codes(cols["teardown"], categories=TEARDOWNS),
         "teardown_side": cols["teardown_side"],
         "teardown_frame": cols["teardown_frame"],
@@ -329,22 +328,39 @@ _UNANSWERED_COLUMNS = ["flow_id", "teardown", "teardown_frame", "teardown_ts_ns"
                        "syn_count", "packets_i2r"]
 
 
-def _merger(kernel_frame: np.ndarray, tail_frame: np.ndarray):
-    """merged(kernel, tail, dtype): a column of the kernel's events with the end-of-flow ones
-    put in frame order, as a stable sort of the two one after the other would (an end-of-flow
-    event after the kernel's events of its frame). The kernel's events come in frame order,
-    so the tail is inserted at searched positions: no sort of a million events, no
-    concatenated copy to reorder."""
-    if len(tail_frame) == 0:
-        return lambda kernel, tail, dtype: kernel.astype(dtype, copy=False)
-    if len(kernel_frame) and not (kernel_frame[1:] >= kernel_frame[:-1]).all():
+def _merger(kernel_frame: np.ndarray, tail_frame: np.ndarray, spill: Spill = HEAP):
+    """merged(kernel, tail, dtype): a column of the kernel's events (or one value for each of
+    them) with the end-of-flow ones put in frame order, as a stable sort of the two one
+    after the other would (an end-of-flow event after the kernel's events of its frame),
+    made in `spill`. The kernel's events come in frame order, so each lands at its own
+    position plus the number of end-of-flow events before it, found a step at a time: no
+    sort of a million events, and no whole column on the heap."""
+    n_k, n_t = len(kernel_frame), len(tail_frame)
+
+    def whole(kernel):
+        return np.full(n_k, kernel) if np.isscalar(kernel) else kernel
+
+    if n_t == 0:
+        return lambda kernel, tail, dtype: spill.gather(whole(kernel), dtype=dtype)
+    if n_k and not (kernel_frame[1:] >= kernel_frame[:-1]).all():
         order = np.argsort(np.concatenate([kernel_frame, tail_frame]), kind="stable")
-        return lambda kernel, tail, dtype: np.concatenate(
-            [kernel.astype(dtype, copy=False), tail.astype(dtype, copy=False)])[order]
+        return lambda kernel, tail, dtype: spill.gather(np.concatenate(
+            [whole(kernel).astype(dtype, copy=False), tail.astype(dtype, copy=False)]), order)
     tail_order = np.argsort(tail_frame, kind="stable")
     at = np.searchsorted(kernel_frame, tail_frame[tail_order], side="right")
-    return lambda kernel, tail, dtype: np.insert(kernel.astype(dtype, copy=False), at,
-                                                 tail.astype(dtype, copy=False)[tail_order])
+    tail_at = at + np.arange(n_t)       # where each end-of-flow event lands, in frame order
+
+    def merged(kernel, tail, dtype):
+        out = spill.empty(n_k + n_t, dtype)
+        out[tail_at] = np.asarray(tail)[tail_order]
+        for a in range(0, n_k, ENDPOINT_STEP):
+            index = np.arange(a, min(n_k, a + ENDPOINT_STEP))
+            out[index + np.searchsorted(at, index, side="right")] = \
+                kernel if np.isscalar(kernel) else kernel[a:a + ENDPOINT_STEP]
+            trim()
+        return out
+
+    return merged
 
 
 def events_frame(ev: dict[str, np.ndarray], flows: pd.DataFrame, names: Interner,
@@ -361,17 +377,17 @@ def events_frame(ev: dict[str, np.ndarray], flows: pd.DataFrame, names: Interner
     un_kind = np.where(un["teardown"].to_numpy(object) == "syn_unanswered",
                        KIND_NAMES.index("syn_unanswered"), KIND_NAMES.index("udp_unanswered"))
     tail_frame = un["teardown_frame"].to_numpy(np.int64)
-    merged = _merger(ev["frame"], tail_frame)
+    merged = _merger(ev["frame"], tail_frame, spill)
     counting = counting_type(ev["frame"], ev["flow_id"], tail_frame, un["flow_id"].to_numpy())
     # the kernel's columns are let go of as they are merged (pop), to keep the peak low
-    frame = keep(merged(ev.pop("frame"), tail_frame, counting))
-    ts = keep(merged(ev.pop("ts_ns"), un["teardown_ts_ns"].to_numpy(np.int64), np.int64))
-    flow_id = keep(merged(ev.pop("flow_id"), un["flow_id"].to_numpy(), counting))
-    kind = keep(merged(ev.pop("kind"), un_kind, np.int8))
-    side = keep(merged(ev.pop("side"), np.zeros(n_t, np.int8), np.int8))
-    code = keep(merged(ev.pop("code"), np.zeros(n_t, np.int32), np.int32))
-    icmp_src = keep(merged(ev.pop("icmp_src"), np.zeros(n_t, np.int32), np.int32))
-    tail_no = keep(merged(np.full(n_k, -1, np.int32), np.arange(n_t, dtype=np.int32), np.int32))
+    frame = merged(ev.pop("frame"), tail_frame, counting)
+    ts = merged(ev.pop("ts_ns"), un["teardown_ts_ns"].to_numpy(np.int64), np.int64)
+    flow_id = merged(ev.pop("flow_id"), un["flow_id"].to_numpy(), counting)
+    kind = merged(ev.pop("kind"), un_kind, np.int8)
+    side = merged(ev.pop("side"), np.zeros(n_t, np.int8), np.int8)
+    code = merged(ev.pop("code"), np.zeros(n_t, np.int32), np.int32)
+    icmp_src = merged(ev.pop("icmp_src"), np.zeros(n_t, np.int32), np.int32)
+    tail_no = merged(-1, np.arange(n_t, dtype=np.int32), np.int32)
     merged = None    # let its positions go
     memory.release()
 
@@ -400,7 +416,7 @@ def events_frame(ev: dict[str, np.ndarray], flows: pd.DataFrame, names: Interner
             texts.append(f"{dgrams[c]} datagrams, no reply")
         else:
             texts.append("")
-    detail = _categorical(inverse, texts, keep) if len(inverse) else pd.Categorical([], categories=[""])
+    detail = _categorical(inverse, texts, spill) if len(inverse) else pd.Categorical([], categories=[""])
     del inverse
 
     src_codes, dst_codes, src_port, dst_port = _endpoints(flows, flow_id, side, kind, icmp_src, spill)

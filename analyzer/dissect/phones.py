@@ -17,6 +17,7 @@ import pandas as pd
 
 from analyzer import frames
 from analyzer.dissect import flows as F
+from analyzer.spill import HEAP, Spill
 
 
 SENDERS = ["phone", "server", "unknown"]
@@ -37,8 +38,7 @@ def infer_phones(flows: pd.DataFrame) -> tuple[list[str], str]:
     ini, res = flows["initiator_ip"], flows["responder_ip"]
     if isinstance(ini.dtype, pd.CategoricalDtype) and ini.cat.categories.equals(res.cat.categories):
         cats = ini.cat.categories
-        a = np.asarray(ini.cat.codes, np.int64)
-        b = np.asarray(res.cat.codes, np.int64)
+        a, b = frames.codes(ini), frames.codes(res)      # their own: no int64 copies
     else:
         cats = pd.Index(pd.unique(pd.concat([ini, res]).astype(object)))
         a, b = cats.get_indexer(ini.astype(object)), cats.get_indexer(res.astype(object))
@@ -87,12 +87,13 @@ def _codes(column: pd.Series, categories: pd.Index) -> np.ndarray:
     return categories.get_indexer(column.astype(object).fillna(""))
 
 
-STEP = 262144      # events attributed per step
+STEP = 262144      # flows or events attributed per step
 
 
-def attribute(flows: pd.DataFrame, events: pd.DataFrame, phones: list[str]) -> None:
-    """Add phone_role and teardown_by to flows, sender to events (in place). Works on the
-    address codes, so a million rows cost a few array operations."""
+def attribute(flows: pd.DataFrame, events: pd.DataFrame, phones: list[str], spill: Spill = HEAP) -> None:
+    """Add phone_role and teardown_by to flows, sender to events (in place), made in `spill`
+    (mapped files, or the heap). Works on the address codes, STEP rows at a time, so a
+    million rows cost a few array operations and no whole column of temporaries."""
     ini_col = flows["initiator_ip"]
     categories = ini_col.cat.categories if isinstance(ini_col.dtype, pd.CategoricalDtype) \
         else pd.Index(pd.unique(pd.concat([ini_col, flows["responder_ip"]]).astype(object)))
@@ -104,33 +105,37 @@ def attribute(flows: pd.DataFrame, events: pd.DataFrame, phones: list[str]) -> N
     ini = _codes(ini_col, categories)
     res = _codes(flows["responder_ip"], categories)
     icmp = _codes(flows["icmp_sender"], categories)
-    ini_p, res_p = phone_at(ini), phone_at(res)
+    side_all = flows["teardown_side"].to_numpy()
+    role = spill.empty(len(flows), np.int8)       # 0 initiator, 1 responder, 2 unknown
+    by = spill.empty(len(flows), np.int8)
+    for a in range(0, len(flows), STEP):
+        b = min(len(flows), a + STEP)
+        ini_p, res_p = phone_at(ini[a:b]), phone_at(res[a:b])
+        role[a:b] = np.select([ini_p, res_p], [0, 1], 2)
+        side = side_all[a:b]
+        actor = np.where(side == 1, res[a:b], np.where(side == F.SIDE_ICMP_SENDER, icmp[a:b], ini[a:b]))
+        actor_p = phone_at(actor)
+        step_by = np.select([actor_p, ini_p | res_p], [0, 1], 2).astype(np.int8)
+        # an ICMP error from neither end (a router) is not the server's doing
+        router = ((side == F.SIDE_ICMP_SENDER) & ~actor_p & (icmp[a:b] != ini[a:b])
+                  & (icmp[a:b] != res[a:b]))
+        step_by[router | (side == F.SIDE_UNKNOWN)] = 2
+        by[a:b] = step_by
     # codes straight into the categories: no string per row
-    flows["phone_role"] = pd.Categorical.from_codes(
-        np.select([ini_p, res_p], [0, 1], 2).astype(np.int8), categories=["initiator", "responder", "unknown"])
-    has_phone = ini_p | res_p
-
-    side = flows["teardown_side"].to_numpy()
-    actor = np.where(side == 1, res, np.where(side == F.SIDE_ICMP_SENDER, icmp, ini))
-    actor_p = phone_at(actor)
-    by = np.select([actor_p, has_phone], [0, 1], 2).astype(np.int8)
-    # an ICMP error from neither end (a router) is not the server's doing
-    router = (side == F.SIDE_ICMP_SENDER) & ~actor_p & (icmp != ini) & (icmp != res)
-    by[router | (side == F.SIDE_UNKNOWN)] = 2
+    flows["phone_role"] = pd.Categorical.from_codes(role, categories=["initiator", "responder", "unknown"])
     flows["teardown_by"] = pd.Categorical.from_codes(by, categories=SENDERS)
 
     if len(events):
         flow_ids = flows["flow_id"].to_numpy()
         event_flow = events["flow_id"].to_numpy()
         src_all = _codes(events["src_ip"], categories)
-        sender = np.empty(len(events), np.int8)
-        # in steps: a million events would otherwise take ~60 MB of temporaries here
+        sender = spill.empty(len(events), np.int8)
         for a in range(0, len(events), STEP):
             b = min(len(events), a + STEP)
             row = np.searchsorted(flow_ids, event_flow[a:b])
             src = src_all[a:b]
             from_end = (src == ini[row]) | (src == res[row])
-            sender[a:b] = np.select([phone_at(src), has_phone[row] & from_end], [0, 1], 2)
+            sender[a:b] = np.select([phone_at(src), (role[row] < 2) & from_end], [0, 1], 2)
         events["sender"] = pd.Categorical.from_codes(sender, categories=SENDERS)
     else:
         events["sender"] = pd.Categorical([], categories=SENDERS)

@@ -74,22 +74,37 @@ def test_details_factorized_in_steps_equal_one_factorize(rows, step):
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(1, 40), max_size=60), st.lists(st.integers(1, 45), max_size=20),
-       st.booleans())
-def test_end_of_flow_events_merge_like_a_stable_sort(kernel, tail, kernel_sorted):
+       st.booleans(), st.sampled_from([1, 3, 262144]), st.booleans())
+def test_end_of_flow_events_merge_like_a_stable_sort(kernel, tail, kernel_sorted, step, in_files):
     """The end-of-flow events go in as a stable sort of kernel + tail would put them: after
     the kernel's events of the same frame, ties among themselves in their own order; also
     when the kernel's frames are (unexpectedly) out of order. With no end-of-flow events the
-    kernel's order stands, as it always did."""
-    from analyzer.dissect.labels import _merger
+    kernel's order stands, as it always did. The same whatever the step, on the heap or in
+    mapped files, and with one value given for every kernel event."""
+    import tempfile
+    from pathlib import Path
+
+    from analyzer import spill
+    from analyzer.dissect import labels
     k = np.array(sorted(kernel) if kernel_sorted else kernel, dtype=np.int64)
     t = np.array(tail, dtype=np.int64)
     order = np.argsort(np.concatenate([k, t]), kind="stable") if len(t) else np.arange(len(k))
-    merged = _merger(k, t)
-    labels_k = np.arange(len(k), dtype=np.int32)              # which event lands where
-    labels_t = -1 - np.arange(len(t), dtype=np.int32)
-    expected = np.concatenate([labels_k, labels_t])[order]
-    np.testing.assert_array_equal(merged(labels_k, labels_t, np.int32), expected)
-    np.testing.assert_array_equal(merged(k, t, np.int64), np.concatenate([k, t])[order])
+    saved = labels.ENDPOINT_STEP
+    labels.ENDPOINT_STEP = step
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            merged = labels._merger(k, t, spill.Spill(Path(folder)) if in_files else spill.HEAP)
+            labels_k = np.arange(len(k), dtype=np.int32)              # which event lands where
+            labels_t = -1 - np.arange(len(t), dtype=np.int32)
+            expected = np.concatenate([labels_k, labels_t])[order]
+            np.testing.assert_array_equal(merged(labels_k, labels_t, np.int32), expected)
+            np.testing.assert_array_equal(merged(k, t, np.int64), np.concatenate([k, t])[order])
+            marks = np.concatenate([np.full(len(k), 7, np.int8), labels_t.astype(np.int8)])[order]
+            got = merged(7, labels_t, np.int8)
+            assert got.dtype == np.int8
+            np.testing.assert_array_equal(got, marks)
+    finally:
+        labels.ENDPOINT_STEP = saved
 
 
 def test_frame_numbers_and_flow_ids_narrow_only_while_they_fit():

@@ -417,3 +417,16 @@ def test_spans_drawn_in_steps_match_one_pass(monkeypatch, step):
     monkeypatch.setattr(timeline, "SPAN_STEP", step)
     assert drawn() == whole
     assert whole[0] > 0 and whole[3]          # aggregated lanes and per-lane counts both drawn
+
+
+@pytest.mark.parametrize("step", [1, 7, 1000, 262144])
+def test_signs_of_life_picked_in_steps_are_every_such_time_in_order(monkeypatch, step):
+    """The times the phone acted like a foreground app (its SYNs and SYN-ACKs, the UDP
+    conversations it started), picked a step of rows at a time: all of them, sorted."""
+    flows, events = synthetic(3000, 20_000, seed=11)
+    syn = events["kind"].isin(["syn", "synack"]) & (events["sender"] == "phone")
+    udp = (flows["proto"] == "udp") & (flows["phone_role"] == "initiator")
+    expected = np.sort(np.concatenate([events.loc[syn, "ts_ns"], flows.loc[udp, "first_ts_ns"]]))
+    assert syn.sum() > 1000 and udp.sum() > 300
+    monkeypatch.setattr(lifecycle, "LIFE_STEP", step)
+    np.testing.assert_array_equal(lifecycle._signs_of_life(flows, events), expected)

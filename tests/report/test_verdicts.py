@@ -229,3 +229,26 @@ def test_logs_as_categoricals_with_unaligned_lines(tmp_path):
     no_lifecycle = logs.drop(columns=["lifecycle"])
     periods = lifecycle.periods(run.flows, run.events, no_lifecycle, [s.IPHONE])
     assert periods and periods[0]["basis"] == "capture"
+
+
+@pytest.mark.parametrize("builder, phone, with_logs", [(s.huawei, s.HUAWEI, False), (s.huawei, s.HUAWEI, True),
+                                                       (s.ios, s.IPHONE, False)])
+def test_verdicts_and_table_read_a_step_of_flows_at_a_time_come_out_the_same(
+        tmp_path, monkeypatch, builder, phone, with_logs):
+    """The judge, the field report's table and the background periods' signs of life read
+    the flows (and events) a step at a time (a step's worth of temporaries, not a
+    table's): any step gives what one pass gives, ties and firsts included."""
+    run = analyse(tmp_path, *builder(with_logs), phone=phone)
+    assert len(run.flows) > 3
+    whole = verdict_of(run)
+    for step in (1, 2, 3):
+        monkeypatch.setattr(signatures, "FLOW_STEP", step)
+        monkeypatch.setattr(lifecycle, "LIFE_STEP", step)
+        assert verdict_of(run) == whole
+    monkeypatch.setattr(signatures, "MAX_FLOW_VERDICTS", 2)     # the list cut across steps
+    monkeypatch.setattr(signatures, "FLOW_STEP", 10**6)
+    short = verdict_of(run)[1]
+    monkeypatch.setattr(signatures, "FLOW_STEP", 1)
+    assert verdict_of(run)[1] == short
+    assert short["flows"] == whole[1]["flows"][:2]
+    assert short["flows_omitted"] == len(whole[1]["flows"]) - 2
