@@ -41,12 +41,14 @@ def _categorical(codes: np.ndarray, labels, spill: Spill = HEAP) -> pd.Categoric
     `spill` (mapped files, or the heap)."""
     labels = list(labels)
     uniq = list(dict.fromkeys(labels))
+    kind = code_type(len(uniq))
     if len(uniq) != len(labels):
+        # each code looked up in the merged ones a step at a time (the event details: one
+        # text per unanswered flow, most of them alike)
         position = {label: i for i, label in enumerate(uniq)}
-        remap = np.array([position[x] for x in labels], dtype=np.int64)
-        codes = remap[codes]
-    return pd.Categorical.from_codes(spill.gather(np.asarray(codes), dtype=code_type(len(uniq))),
-                                     categories=uniq)
+        remap = np.array([position[x] for x in labels], dtype=kind)
+        return pd.Categorical.from_codes(spill.gather(remap, np.asarray(codes)), categories=uniq)
+    return pd.Categorical.from_codes(spill.gather(np.asarray(codes), dtype=kind), categories=uniq)
 
 
 class Interner:
@@ -268,26 +270,47 @@ def flows_frame(cols: dict[str, np.ndarray], names: Interner, spill: Spill = HEA
 ENDPOINT_STEP = 262144     # events given their endpoints (and details) per step: small temporaries
 
 
+DETAIL_LOW = (1 << 56) - 1
+
+
+def _pack_details(kind, code, icmp_src, tail_no) -> np.ndarray:
+    """Each event's detail key as one int64: the kind in the top byte; below it the
+    unanswered flow's number (end-of-flow events) or the kernel's code, or for an ICMP error
+    its type and code above the sender's address code. 56 bits for a flow number: a SYN
+    scan's tens of millions of unanswered flows each keep their own."""
+    kind = np.asarray(kind).astype(np.int64)
+    key = np.where(tail_no >= 0, tail_no, code).astype(np.int64)
+    icmp = ((code.astype(np.int64) & 0xFFFF) << 32) | icmp_src.astype(np.int64)
+    return (kind << 56) | np.where(kind == F.EV_ICMP_UNREACHABLE, icmp, key & DETAIL_LOW)
+
+
+def _unpack_detail(packed: int) -> tuple[int, int, int]:
+    """(kind, code or flow number, ICMP sender's address code) of a _pack_details key."""
+    kind, low = int(packed >> 56), int(packed & DETAIL_LOW)
+    if kind == F.EV_ICMP_UNREACHABLE:
+        return kind, low >> 32, low & 0xFFFFFFFF
+    return kind, low, 0
+
+
 def _factorize_details(kind, code, icmp_src, tail_no, spill: Spill = HEAP):
-    """pd.factorize of each event's detail key, (kind, code or unanswered-flow number, ICMP
-    sender) packed in an int64, in steps: one hash table over a million events would take
-    ~45 MB for a few hundred distinct keys. Same codes and uniques as one factorize."""
+    """pd.factorize of each event's detail key (_pack_details), in steps: one hash table
+    over a million events would take ~45 MB for a few hundred distinct keys. Same codes and
+    uniques as one factorize."""
     n = len(kind)
     codes = spill.empty(n, np.int64)
     seen = pd.Index(np.empty(0, np.int64))
     for a in range(0, n, ENDPOINT_STEP):
         b = min(n, a + ENDPOINT_STEP)
-        key = np.where(tail_no[a:b] >= 0, tail_no[a:b], code[a:b]).astype(np.int64)
-        packed = (kind[a:b].astype(np.int64) << 56) | ((key & 0xFFFFFF) << 32) \
-            | icmp_src[a:b].astype(np.int64)
-        local, uniques = pd.factorize(packed)
+        local, uniques = pd.factorize(_pack_details(kind[a:b], code[a:b], icmp_src[a:b], tail_no[a:b]))
         where = seen.get_indexer(uniques)
         new = where < 0
         if new.any():
             where[new] = len(seen) + np.arange(int(new.sum()))
             seen = seen.append(pd.Index(uniques[new]))
         codes[a:b] = where[local]
-        trim()      # the mapped columns' pages read and written in this step
+        # the mapped columns' pages read and written in this step, and the heap the step's
+        # hash table took (left to the end, it held ~75 MB on 50M packets)
+        memory.release()
     return codes, seen.to_numpy(np.int64)
 
 
@@ -374,7 +397,7 @@ def events_frame(ev: dict[str, np.ndarray], flows: pd.DataFrame, names: Interner
     un = flows.loc[frames.isin(flows["teardown"], ("syn_unanswered", "udp_unanswered")),
                    _UNANSWERED_COLUMNS]
     n_k, n_t = len(ev["ts_ns"]), len(un)
-    un_kind = np.where(un["teardown"].to_numpy(object) == "syn_unanswered",
+    un_kind = np.where(frames.isin(un["teardown"], ("syn_unanswered",)),
                        KIND_NAMES.index("syn_unanswered"), KIND_NAMES.index("udp_unanswered"))
     tail_frame = un["teardown_frame"].to_numpy(np.int64)
     merged = _merger(ev["frame"], tail_frame, spill)
@@ -399,8 +422,9 @@ def events_frame(ev: dict[str, np.ndarray], flows: pd.DataFrame, names: Interner
     syns = un["syn_count"].to_numpy()
     dgrams = un["packets_i2r"].to_numpy()
     texts = []
+    once: dict[str, str] = {}       # one string per distinct text: most unanswered ones are alike
     for p in packed_uniq:
-        k, c, a = int(p >> 56), int((p >> 32) & 0xFFFFFF), int(p & 0xFFFFFFFF)
+        k, c, a = _unpack_detail(p)
         name = KIND_NAMES[k]
         if name == "syn_retry":
             texts.append(f"retry {c}")
@@ -411,9 +435,11 @@ def events_frame(ev: dict[str, np.ndarray], flows: pd.DataFrame, names: Interner
         elif name == "icmp_unreachable":
             texts.append(f"ICMP type {c >> 8} code {c & 255} from {names.addr_text[a]}")
         elif name == "syn_unanswered":
-            texts.append(f"{syns[c]} SYNs over {span[c]:.1f} s, no reply")
+            text = f"{syns[c]} SYNs over {span[c]:.1f} s, no reply"
+            texts.append(once.setdefault(text, text))
         elif name == "udp_unanswered":
-            texts.append(f"{dgrams[c]} datagrams, no reply")
+            text = f"{dgrams[c]} datagrams, no reply"
+            texts.append(once.setdefault(text, text))
         else:
             texts.append("")
     detail = _categorical(inverse, texts, spill) if len(inverse) else pd.Categorical([], categories=[""])

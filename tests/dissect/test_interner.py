@@ -46,22 +46,26 @@ def test_codes_and_texts_match_a_plain_dict(blocks):
                                                        for k in block]
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 10), st.integers(0, 5), st.integers(0, 3),
-                          st.integers(-1, 4)), min_size=0, max_size=60),
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10), st.integers(0, 0xFFFF), st.integers(0, 3),
+                          st.sampled_from([-1, -1, 0, 1, 4, 2**24, 2**24 + 1, 2**40])),
+                min_size=0, max_size=60),
        st.integers(1, 9))
-def test_details_factorized_in_steps_equal_one_factorize(rows, step):
-    """The event details' codes come out of small steps exactly as one pd.factorize would."""
+def test_details_factorized_in_steps_equal_one_factorize_of_their_keys(rows, step):
+    """The event details' codes come out of small steps exactly as one factorize of the
+    (kind, flow number or code, ICMP sender) keys would, and each unique unpacks to its
+    key: unanswered flows numbered past 2**24 (a SYN scan) keep details of their own."""
     import pandas as pd
 
-    from analyzer.dissect import labels
+    from analyzer.dissect import flows as F, labels
+    icmp = F.EV_ICMP_UNREACHABLE
+    rows = [(k, c, a if k == icmp else 0, t if k != icmp else -1) for k, c, a, t in rows]
     kind = np.array([r[0] for r in rows], np.int8)
     code = np.array([r[1] for r in rows], np.int32)
     icmp_src = np.array([r[2] for r in rows], np.int32)
-    tail_no = np.array([r[3] for r in rows], np.int32)
-    key = np.where(tail_no >= 0, tail_no, code).astype(np.int64)
-    packed = (kind.astype(np.int64) << 56) | ((key & 0xFFFFFF) << 32) | icmp_src.astype(np.int64)
-    want_codes, want_uniques = pd.factorize(packed)
+    tail_no = np.array([r[3] for r in rows], np.int64)
+    keys = [(k, t if t >= 0 else c, a) for k, c, a, t in rows]
+    want_codes, want_uniques = pd.factorize(pd.Series(keys, dtype=object))
     saved = labels.ENDPOINT_STEP
     labels.ENDPOINT_STEP = step
     try:
@@ -69,7 +73,7 @@ def test_details_factorized_in_steps_equal_one_factorize(rows, step):
     finally:
         labels.ENDPOINT_STEP = saved
     assert codes.tolist() == want_codes.tolist()
-    assert uniques.tolist() == want_uniques.tolist()
+    assert [labels._unpack_detail(u) for u in uniques] == list(want_uniques)
 
 
 @settings(max_examples=200, deadline=None)
