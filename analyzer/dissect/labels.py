@@ -3,9 +3,10 @@
 Flows are summarised as they leave the engine: the flow kernel (`flows.summarise_slots`)
 decides Zeek's `conn_state` (the same decision list as Zeek's conn.log) and our own
 `teardown` label, and `Interner.summarise` makes compact columns of its rows, in which
-addresses and histories are small codes into tables kept once. That keeps memory
-to ~100 bytes per finished flow. Sides stay sides (originator 0 / responder 1): which side
-is the phone is decided later (phones.py).
+addresses and histories are small codes into tables kept once: ~100 bytes per finished
+flow, appended to files by the pipeline (spill.py), from which the tables are built column
+by column into mapped files. Sides stay sides (originator 0 / responder 1): which side is
+the phone is decided later (phones.py).
 """
 
 from __future__ import annotations
