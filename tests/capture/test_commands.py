@@ -12,6 +12,15 @@ import pytest
 from tests.capture.support import PHONE, REPO, SERVER, needs_root, run_cli
 
 
+def _wait_for_text(path, text: str, timeout: float) -> None:
+    """Until `text` is in the file at `path`, or `timeout` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text():
+            return
+        time.sleep(0.05)
+
+
 def _start(*args):
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen([sys.executable, "-m", "analyzer.cli", *args], env=env,
@@ -29,10 +38,13 @@ def test_emulate_signals_drive_background_and_resume(tmp_path, ports):
                  "--port", str(ports["phone"]), "--client-port", str(ports["client"]),
                  "--udp-port", str(ports["udp"]), "--tcp-port", str(ports["tcp"]),
                  "--tz", "-0700", "--clock-offset", "-30")
+    broken = f"write tcp {PHONE}:{ports['client']}->{SERVER}:{ports['tcp']}: write: broken pipe"
     try:
         time.sleep(1.2)
         app.send_signal(signal.SIGUSR1)
-        time.sleep(0.8)
+        # in the background until the app has hit the broken pipe (a fixed wait was too
+        # short on a busy machine: the write comes on the app's next 0.3 s tick)
+        _wait_for_text(log, broken, timeout=20)
         app.send_signal(signal.SIGUSR2)
         time.sleep(1.0)
     finally:
@@ -44,7 +56,7 @@ def test_emulate_signals_drive_background_and_resume(tmp_path, ports):
     assert truth["clock"]["tz"] == "-0700" and truth["clock"]["offset_s"] == -30
     text = log.read_text()
     assert "-0700 anet[" in text and "app did enter background" in text
-    assert f"write tcp {PHONE}:{ports['client']}->{SERVER}:{ports['tcp']}: write: broken pipe" in text
+    assert broken in text
     assert text.rstrip().endswith("app exiting")
     assert "server shutting down" in (tmp_path / "server.log").read_text()
 
