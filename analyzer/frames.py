@@ -71,6 +71,34 @@ def pair_counts(first: pd.Series, second: pd.Series) -> dict:
     return out
 
 
+def tuple_counts(*columns: pd.Series) -> dict[tuple, int]:
+    """{(a, b, ...): count} of the value tuples that occur (a missing value as None),
+    counted on each column's codes (categorical) or values coded once."""
+    coded = []
+    for column in columns:
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            coded.append((codes(column), list(column.cat.categories)))
+        else:
+            own, uniques = pd.factorize(column, use_na_sentinel=True)
+            coded.append((own, list(uniques)))
+    sizes = [len(values) + 1 for _, values in coded]      # the last code: missing
+    key = np.zeros(len(columns[0]) if columns else 0, np.int64)
+    for (own, _), size in zip(coded, sizes):
+        part = own.astype(np.int64)
+        part[part < 0] = size - 1
+        key *= size
+        key += part
+    uniq, counts = np.unique(key, return_counts=True)
+    out = {}
+    for k, count in zip(uniq.tolist(), counts.tolist()):
+        values = []
+        for (_, labels_), size in reversed(list(zip(coded, sizes))):
+            k, at = divmod(k, size)
+            values.append(labels_[at] if at < len(labels_) else None)
+        out[tuple(reversed(values))] = count
+    return out
+
+
 def text(column: pd.Series) -> pd.Series:
     """A column as plain text (object dtype). Categoricals, which hold the big tables'
     text columns, are expanded through their categories: one lookup per row instead of

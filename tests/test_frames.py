@@ -73,3 +73,25 @@ def test_isin_is_pandas(values, extra, wanted):
     assert frames.isin(column, wanted).tolist() == column.isin(wanted).tolist()
     plain = column.astype(object)
     assert frames.isin(plain, wanted).tolist() == plain.isin(wanted).tolist()
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(st.tuples(st.one_of(st.none(), st.sampled_from(["rst", "fin", "open"])),
+                               st.one_of(st.none(), st.sampled_from(["phone", "server"])),
+                               st.booleans()),
+                     max_size=60),
+       categorical=st.booleans())
+def test_tuple_counts_count_every_combination_that_occurs(rows, categorical):
+    """Each (a, b, flag) that occurs, missing values as None, counted as a loop over the rows
+    counts it; for categorical columns (read on their codes) and plain ones alike."""
+    first = [a for a, _, _ in rows]
+    second = [b for _, b, _ in rows]
+    if categorical:
+        columns = (_categorical(first, ["syn"]), _categorical(second, []))
+    else:
+        columns = (pd.Series(first, dtype=object), pd.Series(second, dtype=object))
+    flags = pd.Series([c for _, _, c in rows], dtype=bool)
+    want: dict = {}
+    for row in rows:
+        want[row] = want.get(row, 0) + 1
+    assert frames.tuple_counts(*columns, flags) == want

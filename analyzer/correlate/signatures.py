@@ -199,54 +199,55 @@ def features(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | Non
     logs = _norm_logs(logs)
     f: dict = {}
     n = len(flows) if flows is not None else 0
-    if n:
-        proto = lowered(flows["proto"])
-        teardown = labels(flows["teardown"])
-        by = labels(flows["teardown_by"])
-        kinds = socket_kinds(flows)
-        tcp = proto == "tcp"
-    else:
-        proto = teardown = by = kinds = pd.Series([], dtype=object)
-        tcp = pd.Series([], dtype=bool)
-
-    def count(mask) -> int:
-        return int(mask.sum()) if len(mask) else 0
-
-    f["phone_rst_flows"] = count(tcp & (teardown == "rst") & (by == "phone"))
-    f["phone_fin_flows"] = count(tcp & (teardown == "fin") & (by == "phone"))
-    f["phone_teardowns"] = f["phone_rst_flows"] + f["phone_fin_flows"]
-    f["server_rst_flows"] = count(tcp & (teardown == "rst") & (by == "server"))
-    f["server_fin_flows"] = count(tcp & (teardown == "fin") & (by == "server"))
-    f["dial_refused"] = count((kinds == "tcp_client") & (teardown == "refused") & (by == "server"))
-    f["dial_unanswered"] = count((kinds == "tcp_client") & (teardown == "syn_unanswered"))
-    f["udp_icmp_unreachable"] = count((proto == "udp") & (teardown == "icmp_unreachable") & (by == "server"))
-    f["server_teardowns"] = (f["server_rst_flows"] + f["server_fin_flows"] + f["dial_refused"]
-                             + f["udp_icmp_unreachable"])
-    f["listener_syn_unanswered"] = count((kinds == "tcp_server") & (teardown == "syn_unanswered"))
-    f["listener_syn_refused"] = count((kinds == "tcp_server") & (teardown == "refused") & (by == "phone"))
-    f["listener_failures"] = f["listener_syn_unanswered"] + f["listener_syn_refused"]
-    f["rst_flows"] = count(teardown == "rst")
-    f["teardown_flows"] = count(teardown != "open")
-    fin_closed = tcp & (teardown == "fin")
-    f["clean_close_share"] = (float((labels(flows.loc[fin_closed, "conn_state"]) == "SF").mean())
-                              if count(fin_closed) else 0.0)
-    if n:
-        # the mean gap between packets, on the server's TCP resets only (a few columns'
-        # worth of temporaries as long as the flows table, otherwise)
-        rows = np.flatnonzero((tcp & (teardown == "rst") & (by == "server")).to_numpy())
-        packets = (flows["packets_i2r"].to_numpy(np.int64)[rows]
-                   + flows["packets_r2i"].to_numpy(np.int64)[rows] - 1)
+    # Every flow count the cues read comes from one table of (protocol, socket kind,
+    # teardown, teardown_by, closed as SF) counts, made FLOW_STEP flows at a time, and so do
+    # the server's idle resets: masks over whole columns held ~48 MB on 50M packets.
+    counts: dict[tuple, int] = {}
+    idle_resets = 0
+    for at in range(0, n, FLOW_STEP):
+        part = flows.iloc[at:at + FLOW_STEP]
+        proto, teardown, by = lowered(part["proto"]), labels(part["teardown"]), labels(part["teardown_by"])
+        for key, number in frames.tuple_counts(proto, socket_kinds(part), teardown, by,
+                                               labels(part["conn_state"]) == "SF").items():
+            counts[key] = counts.get(key, 0) + number
+        # the mean gap between packets, on the server's TCP resets only
+        rows = np.flatnonzero(((proto == "tcp") & (teardown == "rst") & (by == "server")).to_numpy())
+        packets = (part["packets_i2r"].to_numpy(np.int64)[rows]
+                   + part["packets_r2i"].to_numpy(np.int64)[rows] - 1)
         np.maximum(packets, 1, out=packets)
-        span = (flows["teardown_ts_ns"].to_numpy(np.int64)[rows]
-                - flows["first_ts_ns"].to_numpy(np.int64)[rows])
+        span = (part["teardown_ts_ns"].to_numpy(np.int64)[rows]
+                - part["first_ts_ns"].to_numpy(np.int64)[rows])
         gap = span / 1e9
         gap /= packets
-        f["server_rst_after_idle"] = int((gap >= IDLE_S).sum())
-    else:
-        f["server_rst_after_idle"] = 0
-    ev_kind = labels(events["kind"]) if events is not None and len(events) else pd.Series([], dtype=object)
-    ev_sender = labels(events["sender"]) if events is not None and len(events) else pd.Series([], dtype=object)
-    f["server_wrote_after_fin"] = count((ev_kind == "data_after_fin") & (ev_sender == "server"))
+        idle_resets += int((gap >= IDLE_S).sum())
+
+    def count(proto=None, kind=None, teardown=None, by=None, sf=None) -> int:
+        """Flows with these values (a tuple: any of them; None: any value)."""
+        def fits(value, want):
+            return want is None or (value in want if isinstance(want, tuple) else value == want)
+        return sum(number for (p, k, t, b, c), number in counts.items()
+                   if fits(p, proto) and fits(k, kind) and fits(t, teardown) and fits(b, by) and fits(c, sf))
+
+    f["phone_rst_flows"] = count("tcp", teardown="rst", by="phone")
+    f["phone_fin_flows"] = count("tcp", teardown="fin", by="phone")
+    f["phone_teardowns"] = f["phone_rst_flows"] + f["phone_fin_flows"]
+    f["server_rst_flows"] = count("tcp", teardown="rst", by="server")
+    f["server_fin_flows"] = count("tcp", teardown="fin", by="server")
+    f["dial_refused"] = count(kind="tcp_client", teardown="refused", by="server")
+    f["dial_unanswered"] = count(kind="tcp_client", teardown="syn_unanswered")
+    f["udp_icmp_unreachable"] = count("udp", teardown="icmp_unreachable", by="server")
+    f["server_teardowns"] = (f["server_rst_flows"] + f["server_fin_flows"] + f["dial_refused"]
+                             + f["udp_icmp_unreachable"])
+    f["listener_syn_unanswered"] = count(kind="tcp_server", teardown="syn_unanswered")
+    f["listener_syn_refused"] = count(kind="tcp_server", teardown="refused", by="phone")
+    f["listener_failures"] = f["listener_syn_unanswered"] + f["listener_syn_refused"]
+    f["rst_flows"] = count(teardown="rst")
+    f["teardown_flows"] = n - count(teardown="open")
+    fin_closed = count("tcp", teardown="fin")
+    f["clean_close_share"] = count("tcp", teardown="fin", sf=True) / fin_closed if fin_closed else 0.0
+    f["server_rst_after_idle"] = idle_resets
+    pairs = frames.pair_counts(events["kind"], events["sender"]) if events is not None and len(events) else {}
+    f["server_wrote_after_fin"] = pairs.get("data_after_fin", {}).get("server", 0)
 
     if periods and all(p.get("basis") == "capture" for p in periods):
         f["phone_teardown_burst"] = True     # these periods are the bursts themselves
@@ -254,15 +255,17 @@ def features(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | Non
         f["phone_teardown_burst"] = bool(lifecycle_mod.bursts(flows, events, evidence=False)) if n else False
     f["lifecycle_periods"] = len(periods)
     f["lifecycle_from_logs"] = any(p.get("basis") == "log" for p in periods)
-    phone_td = (tcp & frames.isin(teardown, ("rst", "fin")) & (by == "phone")).to_numpy() if n \
-        else np.zeros(0, dtype=bool)
-    if count(phone_td) and periods:
+    phone_td = count("tcp", teardown=("rst", "fin"), by="phone")
+    if phone_td and periods:
         # counted a step at a time: no copy of every phone teardown's time
-        ts, inside = flows["teardown_ts_ns"].to_numpy(np.int64), 0
+        inside = 0
         for at in range(0, n, FLOW_STEP):
-            inside += int(lifecycle_mod.in_periods(ts[at:at + FLOW_STEP][phone_td[at:at + FLOW_STEP]],
+            part = flows.iloc[at:at + FLOW_STEP]
+            mine = ((lowered(part["proto"]) == "tcp").to_numpy() & frames.isin(part["teardown"], ("rst", "fin"))
+                    & (labels(part["teardown_by"]) == "phone").to_numpy())
+            inside += int(lifecycle_mod.in_periods(part["teardown_ts_ns"].to_numpy(np.int64)[mine],
                                                    periods, BACKGROUND_SLACK_S).sum())
-        f["phone_teardowns_in_background"] = inside / count(phone_td)
+        f["phone_teardowns_in_background"] = inside / phone_td
     else:
         f["phone_teardowns_in_background"] = 0.0
 

@@ -241,10 +241,18 @@ def test_verdicts_and_table_read_a_step_of_flows_at_a_time_come_out_the_same(
     run = analyse(tmp_path, *builder(with_logs), phone=phone)
     assert len(run.flows) > 3
     whole = verdict_of(run)
+
+    def facts():     # the features the cues test, without the log text columns
+        found = signatures.features(run.flows, run.events, run.logs, whole[0], [run.phone])
+        return {k: v for k, v in found.items() if not k.startswith("_")}
+
+    whole_facts = facts()
+    assert whole_facts["phone_teardowns"] + whole_facts["server_teardowns"] > 0
     for step in (1, 2, 3):
         monkeypatch.setattr(signatures, "FLOW_STEP", step)
         monkeypatch.setattr(lifecycle, "LIFE_STEP", step)
         assert verdict_of(run) == whole
+        assert facts() == whole_facts
     monkeypatch.setattr(signatures, "MAX_FLOW_VERDICTS", 2)     # the list cut across steps
     monkeypatch.setattr(signatures, "FLOW_STEP", 10**6)
     short = verdict_of(run)[1]
