@@ -165,6 +165,23 @@ class LaneMap:
             order = np.argsort(keys, kind="stable")
             self.keys, self.values = keys[order], values[order]
 
+    @classmethod
+    def of_rows(cls, ids: np.ndarray, pieces) -> "LaneMap":
+        """The map from every flow's id (`ids`, in row order) to its lane, the lanes given a
+        step at a time by `pieces` as (first row, lanes from there)."""
+        ids = np.asarray(ids)
+        if ids.dtype.kind != "i":
+            ids = ids.astype(np.int64)
+        if len(ids) and int(ids.min()) >= 0 and int(ids.max()) <= 4 * len(ids) + 1024:
+            lane_map = cls([], [])
+            lane_map.table = np.full(int(ids.max()) + 1, -1, np.int16)   # lanes are few
+            for at, lane in pieces:
+                lane_map.table[ids[at:at + len(lane)]] = lane
+            lane_map.lane_count = int(lane_map.table.max()) + 1
+            return lane_map
+        steps = list(pieces)
+        return cls([ids], [np.concatenate([lane for _, lane in steps]) if steps else np.empty(0, np.int16)])
+
     def lookup(self, fids: np.ndarray) -> np.ndarray:
         """The lane of each flow id, -1 for none."""
         fids = np.asarray(fids, dtype=np.int64)
@@ -188,49 +205,85 @@ class LaneMap:
         return default if lane < 0 else lane
 
 
+LANE_STEP = 262144      # flows ranked and given their lane per step
+
+
 def _lanes(flows: pd.DataFrame) -> tuple[list[dict], LaneMap]:
     """Lanes top to bottom: [{group, label, flows (count), aggregate}], and the lane map.
-    Ranked on arrays of row positions: only the few flows that get a lane of their own are
-    taken out of the frame, and every flow's lane is one small integer."""
+    The flows are read LANE_STEP at a time: each step's best candidates for a lane of their
+    own are kept from step to step (no group's flows are sorted, or even listed, whole),
+    only the few that get a lane are taken out of the frame, and every flow's lane is one
+    small integer in the map."""
     if not len(flows):
         return [], LaneMap([], [])
-    kinds = socket_kinds(flows)
-    kind_code = codes(kinds)
-    kind_names = list(kinds.cat.categories)
-    first_ts = flows["first_ts_ns"].to_numpy(np.int64)
     total = len(flows)
+    ranked = total > MAX_LANES
+
+    def steps():
+        for at in range(0, total, LANE_STEP):
+            part = flows.iloc[at:at + LANE_STEP]
+            kinds = socket_kinds(part)
+            rank = None
+            if ranked:
+                # the telling flows first: by the phone, then ended (lower ranks first)
+                rank = ((labels(part["teardown_by"]) != "phone").to_numpy().astype(np.int8) * 2
+                        + (labels(part["teardown"]) == "open").to_numpy())
+            yield at, codes(kinds), list(kinds.cat.categories), rank
+
+    # per group: its size, and its first MAX_LANES flows by (rank, first_ts, row), as
+    # (rows, ranks, times): a group's quota of lanes is always fewer
+    sizes: dict[str, int] = {}
+    best: dict[str, tuple] = {}
+    first_ts = flows["first_ts_ns"].to_numpy(np.int64)
+    for at, kind_code, names, rank in steps():
+        for code, group in enumerate(names):
+            local = np.flatnonzero(kind_code == code)
+            if not len(local):
+                continue
+            sizes[group] = sizes.get(group, 0) + len(local)
+            ts = first_ts[at:at + LANE_STEP]
+            pick = _first_ranked(local, rank, ts, MAX_LANES) if ranked else local
+            found = (at + pick, rank[pick] if ranked else np.zeros(len(pick), np.int8), ts[pick])
+            if group in best:
+                found = tuple(np.concatenate(pair) for pair in zip(best[group], found))
+            order = np.lexsort((found[0], found[2], found[1]))[:MAX_LANES if ranked else None]
+            best[group] = tuple(a[order] for a in found)
+
     lanes: list[dict] = []
-    lane_of_row = np.full(total, -1, np.int32)
-    if total > MAX_LANES:
-        # the telling flows first: by the phone, then ended (lower ranks first)
-        rank = ((labels(flows["teardown_by"]) != "phone").to_numpy().astype(np.int8) * 2
-                + (labels(flows["teardown"]) == "open").to_numpy())
+    aggregate = {}                 # group -> its aggregated lane
+    kept_rows, kept_lanes = [], []
     for group in GROUP_ORDER:
-        if group not in kind_names:
+        if not sizes.get(group):
             continue
-        rows = np.flatnonzero(kind_code == kind_names.index(group))
-        if not len(rows):
-            continue
-        if total <= MAX_LANES:
-            keep = rows
-        else:
-            # One lane is kept for the aggregate; quota flows get lanes of their own: the
-            # first by (rank, first_ts, row)
-            quota = max(1, int(MAX_LANES * len(rows) / total) - 1)
-            keep = _first_ranked(rows, rank, first_ts, quota)
+        rows, rank, ts = best[group]
+        if ranked:
+            # One lane is kept for the aggregate; quota flows get lanes of their own
+            quota = max(1, int(MAX_LANES * sizes[group] / total) - 1)
+            rows, rank, ts = rows[:quota], rank[:quota], ts[:quota]
         # in time order; ties by (rank, row)
-        keys = (keep, first_ts[keep]) if total <= MAX_LANES else (keep, rank[keep], first_ts[keep])
-        keep = keep[np.lexsort(keys)]
-        rest = len(rows) - len(keep)
-        if rest:
-            lane_of_row[rows] = len(lanes) + len(keep)     # the aggregate, after the kept
+        keep = rows[np.lexsort((rows, rank, ts))]
         for row in flows.iloc[keep][_LANE_COLUMNS].itertuples(index=False):
             lanes.append({"group": group, "label": _flow_label(row), "aggregate": False, "flows": 1})
-        lane_of_row[keep] = np.arange(len(lanes) - len(keep), len(lanes), dtype=np.int32)
+        kept_rows.append(keep)
+        kept_lanes.append(np.arange(len(lanes) - len(keep), len(lanes)))
+        rest = sizes[group] - len(keep)
         if rest:
+            aggregate[group] = len(lanes)
             lanes.append({"group": group, "label": f"{rest:,} more {group} flows (aggregated)",
                           "aggregate": True, "flows": rest})
-    return lanes, LaneMap([flows["flow_id"].to_numpy()], [lane_of_row])
+    kept_rows, kept_lanes = np.concatenate(kept_rows), np.concatenate(kept_lanes)
+    order = np.argsort(kept_rows)
+    kept_rows, kept_lanes = kept_rows[order], kept_lanes[order]
+
+    def pieces():
+        for at, kind_code, names, _ in steps():
+            lut = np.array([aggregate.get(group, -1) for group in names] + [-1], np.int16)
+            lane = lut[kind_code]          # a missing kind (-1) reads the last entry: none
+            lo, hi = np.searchsorted(kept_rows, [at, at + len(kind_code)])
+            lane[kept_rows[lo:hi] - at] = kept_lanes[lo:hi]
+            yield at, lane
+
+    return lanes, LaneMap.of_rows(flows["flow_id"].to_numpy(), pieces())
 
 
 def _first_ranked(rows: np.ndarray, rank: np.ndarray, ts: np.ndarray, need: int) -> np.ndarray:

@@ -366,18 +366,23 @@ def _lanes_by_full_sort(flows):
     return lanes, lane_of
 
 
-@settings(max_examples=60, deadline=None)
-@given(st.integers(1, 400), st.integers(0, 10_000), st.integers(1, 50))
-def test_lanes_rank_flows_as_a_full_sort_does(n_flows, seed, spread):
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 400), st.integers(0, 10_000), st.integers(1, 50), st.sampled_from([1, 3, 50, 262144]))
+def test_lanes_rank_flows_as_a_full_sort_does(n_flows, seed, spread, step):
     """The flows that get lanes of their own, their order, and every flow's lane, as ranking
-    all of a group's flows would give them; with many ties in time (small `spread`)."""
+    all of a group's flows at once would give them, whatever the step the flows are read
+    in; with many ties in time (small `spread`)."""
     flows, _ = synthetic(n_flows, 0, seed)
     rng = np.random.default_rng(seed)
     flows["first_ts_ns"] = 1_720_075_971_000_000_000 + rng.integers(0, spread, n_flows) * 10**9
     flows["proto"] = pd.Categorical(rng.choice(["tcp", "udp", "icmp"], n_flows))
     flows["teardown"] = pd.Categorical(rng.choice(["rst", "fin", "open", "refused"], n_flows))
     want_lanes, want_of = _lanes_by_full_sort(flows)
-    lanes, lane_of = timeline._lanes(flows)
+    saved, timeline.LANE_STEP = timeline.LANE_STEP, step
+    try:
+        lanes, lane_of = timeline._lanes(flows)
+    finally:
+        timeline.LANE_STEP = saved
     got = [(lane["group"], lane["flows"]) for lane in lanes]
     assert [g for g, _ in got] == [g for g, _ in want_lanes]
     for (group, flows_in), (_, what) in zip(got, want_lanes):
