@@ -78,7 +78,9 @@ class Spill:
         if self.directory is None or count == 0:
             return np.zeros(count, dtype)
         with _unlinked_file(self.directory) as f:
-            f.truncate(count * dtype.itemsize)
+            # the blocks are allocated now: a full disk is an OSError here, where a write
+            # through the mapping into a hole would be a SIGBUS
+            os.posix_fallocate(f.fileno(), 0, count * dtype.itemsize)
             return _mapped(f, dtype, count)
 
     def gather(self, column: np.ndarray, order: np.ndarray | None = None, dtype=None) -> np.ndarray:
