@@ -39,7 +39,7 @@ class Options:
     # only the summary)
     keep_tables: bool = True
     # the tables of finished flows and events in mapped files in `out` (spill.py), not on
-    # the heap: memory then grows with the flows open at once, not with the capture
+    # the heap: memory then grows mostly with the flows open at once, little with the capture
     spill: bool = True
 
 

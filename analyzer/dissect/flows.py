@@ -711,8 +711,8 @@ class FlowTable:
         old = self.capacity
         n = new_capacity
         # each array copied into a zeroed one twice its size, one after another: the new
-        # half's pages are not touched until flows move in (doubling 64k slots with
-        # concatenate took the old, the new and a zeroed half at once: ~135 MB for 90)
+        # half's pages are not touched until flows move in (concatenate held the old
+        # array, a zeroed half and the new one at once)
         def grown(array):
             bigger = np.zeros((n,) + array.shape[1:], array.dtype)
             bigger[:old] = array
