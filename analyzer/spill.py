@@ -25,6 +25,7 @@ import numpy as np
 
 _mappings: "weakref.WeakSet[mmap.mmap]" = weakref.WeakSet()
 STEP = 262144       # items a whole-column step handles at a time (1-2 MB of temporaries)
+_DONTNEED = getattr(mmap, "MADV_DONTNEED", None) if hasattr(mmap.mmap, "madvise") else None
 
 
 def _unlinked_file(directory: Path):
@@ -42,6 +43,18 @@ def _mapped(f, dtype: np.dtype, count: int) -> np.ndarray:
     mm = mmap.mmap(f.fileno(), count * dtype.itemsize, access=mmap.ACCESS_WRITE)
     _mappings.add(mm)
     return np.frombuffer(mm, dtype, count)
+
+
+def _allocate(f, size: int) -> None:
+    """Give the file `size` bytes of disk (zeros), or raise OSError. posix_fallocate where
+    the system has it (Linux); else zeros written a megabyte at a time (macOS)."""
+    if hasattr(os, "posix_fallocate"):
+        os.posix_fallocate(f.fileno(), 0, size)
+        return
+    zeros = bytes(min(size, 1 << 20))
+    for at in range(0, size, len(zeros) or 1):
+        f.write(zeros[:size - at])
+    f.flush()
 
 
 def is_mapped(array: np.ndarray) -> bool:
@@ -80,7 +93,7 @@ class Spill:
         with _unlinked_file(self.directory) as f:
             # the blocks are allocated now: a full disk is an OSError here, where a write
             # through the mapping into a hole would be a SIGBUS
-            os.posix_fallocate(f.fileno(), 0, count * dtype.itemsize)
+            _allocate(f, count * dtype.itemsize)
             return _mapped(f, dtype, count)
 
     def gather(self, column: np.ndarray, order: np.ndarray | None = None, dtype=None) -> np.ndarray:
@@ -151,9 +164,11 @@ class Blocks:
 def trim() -> None:
     """Drop every mapped column's pages from this process (they are read back from the file
     cache, or the file, when next touched)."""
+    if _DONTNEED is None:              # no madvise here (Windows): the pages stay
+        return
     for mm in list(_mappings):
         try:
-            mm.madvise(mmap.MADV_DONTNEED)
+            mm.madvise(_DONTNEED)
         except (ValueError, OSError):      # closed meanwhile
             pass
 
