@@ -394,7 +394,6 @@ def events_frame(ev: dict[str, np.ndarray], flows: pd.DataFrame, names: Interner
     or detail is formatted once, whatever the number of events. Small integer types keep a
     million events to tens of megabytes; with a `spill` folder, every whole column is made
     in a mapped file (spill.py), and only one at a time is on the heap."""
-    keep = spill.keep
     un = flows.loc[frames.isin(flows["teardown"], ("syn_unanswered", "udp_unanswered")),
                    _UNANSWERED_COLUMNS]
     n_k, n_t = len(ev["ts_ns"]), len(un)
@@ -447,7 +446,7 @@ def events_frame(ev: dict[str, np.ndarray], flows: pd.DataFrame, names: Interner
     del inverse
 
     src_codes, dst_codes, src_port, dst_port = _endpoints(flows, flow_id, side, kind, icmp_src, spill)
-    icmp_o = keep(kind == F.EV_ICMP_UNREACHABLE)
+    icmp_o = spill.keep(kind == F.EV_ICMP_UNREACHABLE)
     categories = flows["initiator_ip"].cat.categories
     events = pd.DataFrame({
         "ts_ns": ts, "frame": frame, "flow_id": flow_id,

@@ -143,6 +143,17 @@ def _x_extent(flows, events, err_logs, lifecycle, t0) -> float:
     return span * 1.02 + 1.0 if span > 0 else 1.0
 
 
+def _integers(ids) -> np.ndarray:
+    ids = np.asarray(ids)
+    return ids if ids.dtype.kind == "i" else ids.astype(np.int64)
+
+
+def _dense(ids: np.ndarray) -> bool:
+    """Whether these flow ids are dense enough to index a table by (ours are numbered
+    from 1)."""
+    return int(ids.min()) >= 0 and int(ids.max()) <= 4 * len(ids) + 1024
+
+
 class LaneMap:
     """flow_id -> lane index. Flow ids are numbered from 1, so the map is one small integer
     per id, looked up by indexing (10M packets: 2 MB, and a million events placed in a few
@@ -151,15 +162,12 @@ class LaneMap:
     def __init__(self, ids: list[np.ndarray], lanes: list[np.ndarray]):
         def joined(parts, empty):
             return parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else empty
-        keys = joined(ids, np.empty(0, np.int64))
+        keys = _integers(joined(ids, np.empty(0, np.int64)))
         values = joined(lanes, np.empty(0, np.int64))
-        if len(keys) and keys.dtype.kind != "i":
-            keys = keys.astype(np.int64)
         self.lane_count = int(values.max()) + 1 if len(values) else 0
-        top = int(keys.max()) if len(keys) else -1
         self.table = None
-        if len(keys) == 0 or (int(keys.min()) >= 0 and top <= 4 * len(keys) + 1024):
-            self.table = np.full(top + 1, -1, dtype=np.int32)
+        if len(keys) == 0 or _dense(keys):
+            self.table = np.full(int(keys.max(initial=-1)) + 1, -1, dtype=np.int32)
             self.table[keys] = values
         else:
             order = np.argsort(keys, kind="stable")
@@ -169,10 +177,8 @@ class LaneMap:
     def of_rows(cls, ids: np.ndarray, pieces) -> "LaneMap":
         """The map from every flow's id (`ids`, in row order) to its lane, the lanes given a
         step at a time by `pieces` as (first row, lanes from there)."""
-        ids = np.asarray(ids)
-        if ids.dtype.kind != "i":
-            ids = ids.astype(np.int64)
-        if len(ids) and int(ids.min()) >= 0 and int(ids.max()) <= 4 * len(ids) + 1024:
+        ids = _integers(ids)
+        if len(ids) and _dense(ids):
             lane_map = cls([], [])
             lane_map.table = np.full(int(ids.max()) + 1, -1, np.int16)   # lanes are few
             for at, lane in pieces:
