@@ -138,3 +138,42 @@ def test_ipv6_text_is_what_ipaddress_prints(words):
     if want.ipv4_mapped is not None:
         want = want.ipv4_mapped                      # stored and printed as plain IPv4
     assert halves_to_addr(hi, lo) == str(want)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 30), st.integers(1, 5), st.booleans(),
+       st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 1), st.booleans()), max_size=40),
+       st.sampled_from([1, 4, 262144]))
+def test_event_endpoints_are_their_flows_whatever_the_flow_ids(n, first, gaps, picks, step):
+    """An event's source and destination are its flow's initiator or responder as its side
+    says (an ICMP error's source is its sender, its destination the quoted packet's sender),
+    found by flow id: the same when the ids run 1..N (looked up by offset) and when they
+    have gaps (searched)."""
+    import pandas as pd
+
+    from analyzer.dissect import flows as F, labels
+    ids = first + np.arange(n, dtype=np.int64) * (3 if gaps else 1)
+    ini = np.arange(n) % 4
+    res = 4 + np.arange(n) % 3
+    flows = pd.DataFrame({
+        "flow_id": ids,
+        "initiator_ip": pd.Categorical.from_codes(ini, categories=[f"a{i}" for i in range(8)]),
+        "responder_ip": pd.Categorical.from_codes(res, categories=[f"a{i}" for i in range(8)]),
+        "initiator_port": 1000 + np.arange(n), "responder_port": 2000 + np.arange(n)})
+    row = np.array([p % n for p, _, _ in picks], np.int64)
+    side = np.array([s for _, s, _ in picks], np.int8)
+    icmp = np.array([i for _, _, i in picks], bool)
+    kind = np.where(icmp, F.EV_ICMP_UNREACHABLE, 0).astype(np.int8)
+    icmp_src = np.where(icmp, 7, 0).astype(np.int32)
+    saved = labels.ENDPOINT_STEP
+    labels.ENDPOINT_STEP = step
+    try:
+        src, dst, sport, dport = labels._endpoints(flows, ids[row], side, kind, icmp_src)
+    finally:
+        labels.ENDPOINT_STEP = saved
+    for i, r in enumerate(row):
+        ends = [(ini[r], 1000 + r), (res[r], 2000 + r)]
+        sender, receiver = ends[side[i]], ends[1 - side[i]]
+        if icmp[i]:
+            sender, receiver = (7, sender[1]), sender
+        assert (src[i], sport[i], dst[i], dport[i]) == (*sender, *receiver)
