@@ -52,6 +52,29 @@ def _categorical(codes: np.ndarray, labels, spill: Spill = HEAP) -> pd.Categoric
     return pd.Categorical.from_codes(spill.gather(np.asarray(codes), dtype=kind), categories=uniq)
 
 
+_MIX = np.uint64(0x9E3779B97F4A7C15)     # odd: multiplying by it loses no bits
+
+
+def _distinct_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(inverse, first) for the distinct rows of a uint8 matrix: each row's number among
+    them, and each one's first position. Rows are hashed to one word and the words put in a
+    hash table (9x quicker than sorting 40-byte rows); every row is then checked against
+    its number's first row, and a hash shared by unequal rows falls back to a sort."""
+    if rows.shape[1] % 8 == 0 and rows.shape[1]:
+        words = rows.view(np.uint64)
+        h = words[:, 0].copy()
+        for k in range(1, words.shape[1]):
+            h *= _MIX
+            h ^= words[:, k]
+        inverse, _ = pd.factorize(h)
+        # numbered in order of first sight: a row is a first where its number passes all before
+        first = np.flatnonzero(np.diff(np.maximum.accumulate(inverse), prepend=-1) > 0)
+        if (words == words[first[inverse]]).all():
+            return inverse, first
+    _, first, inverse = np.unique(rows, axis=0, return_index=True, return_inverse=True)
+    return inverse.reshape(-1), first
+
+
 class Interner:
     """Codes for addresses and histories, shared by every block of finished flows."""
 
@@ -86,14 +109,18 @@ class Interner:
     def _code(self, family: str, values: np.ndarray, pairs: np.ndarray | None) -> np.ndarray:
         """Codes for `values` (lo halves, or 16-byte keys with their `pairs` of halves)."""
         keys, codes = self._known[family]
-        uniq, first = np.unique(values, return_index=True)
+        if pairs is None:
+            # a hash table, in order of first sight (a sort of every value took twice as long)
+            inverse, uniq = pd.factorize(values)
+        else:
+            uniq, first, inverse = np.unique(values, return_index=True, return_inverse=True)
         pos = np.minimum(np.searchsorted(keys, uniq), max(len(keys) - 1, 0))
         new = np.flatnonzero(keys[pos] != uniq) if len(keys) else np.arange(len(uniq))
         if len(new):
-            fresh = uniq[new]                       # sorted, as np.insert needs
+            fresh = uniq[new]
             if pairs is None:
                 halves = [(0, int(v)) for v in fresh]
-                order = np.argsort(first[new], kind="stable")      # first sight
+                order = range(len(new))                             # first sight
             else:
                 sel = pairs[first[new]]
                 halves = [(int(h), int(l)) for h, l in sel]
@@ -102,19 +129,24 @@ class Interner:
             for i in order:
                 new_codes[i] = len(self.addr_text)
                 self.addr_text.append(halves_to_addr(*halves[i]))
+            by_value = np.argsort(fresh)                # sorted, as np.insert needs
+            fresh, new_codes = fresh[by_value], new_codes[by_value]
             at = np.searchsorted(keys, fresh)
             keys, codes = np.insert(keys, at, fresh), np.insert(codes, at, new_codes)
             self._known[family] = (keys, codes)
-        return codes[np.searchsorted(keys, values)]
+        return codes[np.searchsorted(keys, uniq)][np.asarray(inverse).reshape(-1)]
 
     def histories(self, H: np.ndarray) -> np.ndarray:
-        """History letters (rows zero-padded) -> int32 codes into hist_text."""
+        """History letters (rows zero-padded) -> int32 codes into hist_text. Histories new
+        to the interner are numbered in byte order."""
         if len(H) == 0:
             return np.zeros(0, np.int32)
-        fixed = np.ascontiguousarray(H).view(f"S{H.shape[1]}").reshape(-1)
-        uniq, inverse = np.unique(fixed, return_inverse=True)
+        H = np.ascontiguousarray(H)
+        inverse, first = _distinct_rows(H)
+        uniq = H[first].view(f"S{H.shape[1]}").reshape(-1)
         table = np.empty(len(uniq), np.int32)
-        for i, u in enumerate(uniq):
+        for i in np.argsort(uniq, kind="stable"):
+            u = uniq[i]
             code = self.hist_code.get(u)
             if code is None:
                 code = self.hist_code[u] = len(self.hist_text)
@@ -122,7 +154,7 @@ class Interner:
                 self.hist_text.append(text)
                 self.hist_rstos0.append(bool(RSTOS0_HISTORY.fullmatch(text)))
             table[i] = code
-        return table[inverse.reshape(-1)]
+        return table[inverse]
 
     def summarise(self, S: np.ndarray, H: np.ndarray) -> dict[str, np.ndarray]:
         """Compact columns for a block of finished flows: the kernel's summary rows S (the
