@@ -168,8 +168,11 @@ def _ordered(mask: np.ndarray, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rows = rows.astype(np.int32)        # half the size, held while periods are sought
     times = ts[rows]
     order = np.argsort(times, kind="stable")
-    times = times[order]                    # one array at a time: the old one goes
     rows = rows[order]
+    del order
+    # equal times are alike, so the times sort in place to what the order gives (a copy
+    # by the order would hold three arrays of 8 B per row at once)
+    times.sort()
     return rows, times
 
 
@@ -214,14 +217,13 @@ def frame_evidence_at(flows: pd.DataFrame, rows: np.ndarray, by_phone=False) -> 
 
 
 LIFE_STEP = 262144      # rows picked per step
+NEVER = np.iinfo(np.int64).max
 
 
-def _signs_of_life(flows: pd.DataFrame, events: pd.DataFrame) -> np.ndarray:
-    """Times at which the phone acted like a foreground app: it dialled (SYN), accepted
-    (SYN-ACK) or started a new UDP conversation."""
-    # the times are picked straight into the array that is then sorted in place, a step of
-    # rows at a time (counted first): on a million events, every copy of them, and every
-    # whole column of masks, is several MB
+def _life_steps(flows: pd.DataFrame, events: pd.DataFrame):
+    """The times at which the phone acted like a foreground app: it dialled (SYN), accepted
+    (SYN-ACK) or started a new UDP conversation; unsorted, a step of rows at a time (on a
+    million events, every whole column of masks and times is several MB)."""
     picks = []
     if events is not None and len(events):
         picks.append((events, lambda part: frames.isin(part["kind"], ("syn", "synack"))
@@ -230,21 +232,31 @@ def _signs_of_life(flows: pd.DataFrame, events: pd.DataFrame) -> np.ndarray:
         picks.append((flows, lambda part: ((lowered(part["proto"]) == "udp")
                                            & (labels(part["phone_role"]) == "initiator")).to_numpy(),
                       "first_ts_ns"))
+    for table, pick, column in picks:
+        ts = table[column].to_numpy(np.int64)
+        for at in range(0, len(table), LIFE_STEP):
+            yield ts[at:at + LIFE_STEP][pick(table.iloc[at:at + LIFE_STEP])]
 
-    def steps():
-        for table, pick, column in picks:
-            ts = table[column].to_numpy(np.int64)
-            for at in range(0, len(table), LIFE_STEP):
-                yield pick(table.iloc[at:at + LIFE_STEP]), ts[at:at + LIFE_STEP]
 
-    times = np.empty(sum(int(np.count_nonzero(mask)) for mask, _ in steps()), np.int64)
-    at = 0
-    for mask, ts in steps():
-        n = int(np.count_nonzero(mask))
-        np.compress(mask, ts, out=times[at:at + n])
-        at += n
-    times.sort()
-    return times
+def _next_signs_of_life(flows: pd.DataFrame, events: pd.DataFrame, after: np.ndarray) -> np.ndarray:
+    """For each time in `after` (sorted), the phone's first sign of life strictly after it
+    (NEVER when there is none). Found a step of rows at a time, keeping only one answer per
+    time: the signs themselves (millions of events) are never held at once. The answers
+    stay sorted as they are narrowed (each step's are, and so is their minimum), so the
+    times before a step's first sign are settled with one search."""
+    best = np.full(len(after), NEVER, np.int64)
+    for times in _life_steps(flows, events):
+        if len(times) == 0:
+            continue
+        times.sort()
+        first, last = times[0], times[-1]
+        lo = int(np.searchsorted(after, first, side="left"))       # after[:lo] < first
+        best[int(np.searchsorted(best[:lo], first, side="right")):lo] = first
+        hi = int(np.searchsorted(after, last, side="left"))        # after[lo:hi] < last
+        if hi > lo:
+            np.minimum(best[lo:hi], times[np.searchsorted(times, after[lo:hi], side="right")],
+                       out=best[lo:hi])
+    return best
 
 
 def bursts(flows: pd.DataFrame, events: pd.DataFrame, window_s: float = BURST_WINDOW_S,
@@ -260,19 +272,28 @@ def bursts(flows: pd.DataFrame, events: pd.DataFrame, window_s: float = BURST_WI
     if len(ts) == 0:
         return []
     fail_rows, fail_ts = _listener_failures(flows)
-    life = _signs_of_life(flows, events)
     window = int(window_s * 1e9)
     follow_window = int(FOLLOW_WINDOW_S * 1e9)
+
+    # the bursts: phone teardowns within `window` of a burst's first one, each known by
+    # its last teardown's position (an array: there may be a million of them)
+    last = np.empty(len(ts), np.int32 if len(ts) <= np.iinfo(np.int32).max else np.int64)
+    n = i = 0
+    while i < len(ts):
+        j = int(np.searchsorted(ts, ts[i] + window, side="right")) - 1
+        last[n] = j
+        n += 1
+        i = j + 1
+    last = last[:n]
+    # the phone's next foreground act after each burst ends its period
+    ends = _next_signs_of_life(flows, events, ts[last])
 
     found: list[dict] = []
     ranges: list[list[tuple]] = []      # per period: (rows, lo, hi) ranges, in order
     i = 0
-    while i < len(ts):
-        j = int(np.searchsorted(ts, ts[i] + window, side="right")) - 1
+    for j, end in _pairs(last, ends):
         start, burst_end = int(ts[i]), int(ts[j])
-        # The phone's next foreground act after the burst ends the period.
-        k = int(np.searchsorted(life, burst_end, side="right"))
-        end = int(life[k]) if k < len(life) else None
+        end = None if end == NEVER else end
         horizon = end if end is not None else burst_end + follow_window
         f_lo = int(np.searchsorted(fail_ts, start, side="right"))
         f_hi = int(np.searchsorted(fail_ts, horizon, side="right"))
@@ -290,6 +311,12 @@ def bursts(flows: pd.DataFrame, events: pd.DataFrame, window_s: float = BURST_WI
         cap = TRIMMED_EVIDENCE if len(found) > MANY_PERIODS else MAX_EVIDENCE
         _write_evidence(flows, found, ranges, {"phone": phone_rows, "follow": fail_rows}, cap)
     return found
+
+
+def _pairs(a: np.ndarray, b: np.ndarray, step: int = 65536):
+    """zip(a, b) as Python ints, made a step at a time (a list of a million ints is 36 MB)."""
+    for at in range(0, len(a), step):
+        yield from zip(a[at:at + step].tolist(), b[at:at + step].tolist())
 
 
 def _write_evidence(flows: pd.DataFrame, found: list[dict], ranges: list[list[tuple]],

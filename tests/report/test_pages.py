@@ -425,13 +425,20 @@ def test_spans_drawn_in_steps_match_one_pass(monkeypatch, step):
 
 
 @pytest.mark.parametrize("step", [1, 7, 1000, 262144])
-def test_signs_of_life_picked_in_steps_are_every_such_time_in_order(monkeypatch, step):
-    """The times the phone acted like a foreground app (its SYNs and SYN-ACKs, the UDP
-    conversations it started), picked a step of rows at a time: all of them, sorted."""
+def test_next_sign_of_life_found_in_steps_is_the_first_such_time_after(monkeypatch, step):
+    """After each given time, the phone's first act as a foreground app (its SYNs and
+    SYN-ACKs, the UDP conversations it started), found a step of rows at a time: the first
+    of all such times strictly after it, or none; also for times before, between and after
+    them all, and for times equal to one of them."""
     flows, events = synthetic(3000, 20_000, seed=11)
     syn = events["kind"].isin(["syn", "synack"]) & (events["sender"] == "phone")
     udp = (flows["proto"] == "udp") & (flows["phone_role"] == "initiator")
-    expected = np.sort(np.concatenate([events.loc[syn, "ts_ns"], flows.loc[udp, "first_ts_ns"]]))
+    life = np.sort(np.concatenate([events.loc[syn, "ts_ns"], flows.loc[udp, "first_ts_ns"]]))
     assert syn.sum() > 1000 and udp.sum() > 300
+    rng = np.random.default_rng(3)
+    after = np.sort(np.concatenate([
+        rng.integers(life[0] - 10**9, life[-1] + 10**9, 500), life[::37], [life[0] - 1, life[-1]]]))
+    k = np.searchsorted(life, after, side="right")
+    expected = np.where(k < len(life), life[np.minimum(k, len(life) - 1)], lifecycle.NEVER)
     monkeypatch.setattr(lifecycle, "LIFE_STEP", step)
-    np.testing.assert_array_equal(lifecycle._signs_of_life(flows, events), expected)
+    np.testing.assert_array_equal(lifecycle._next_signs_of_life(flows, events, after), expected)
