@@ -58,7 +58,7 @@ def _arrow_text(columns, digits) -> bytes:
 
 
 @settings(max_examples=200, deadline=None)
-@given(frame=frames(), digits=st.sampled_from([6, 9]), slice_rows=st.integers(1, 50),
+@given(frame=frames(), digits=st.sampled_from([6, 7, 8, 9]), slice_rows=st.integers(1, 50),
        buffer=st.sampled_from([0, 64, 4 << 20]))
 def test_rows_are_written_as_arrow_writes_them(tmp_path_factory, frame, digits, slice_rows, buffer):
     path = tmp_path_factory.mktemp("csv") / "t.csv"
