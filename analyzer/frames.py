@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from analyzer.spill import trim
+
 
 def codes(column: pd.Series) -> np.ndarray:
     """A categorical column's own codes, read-only and not copied (`.cat.codes` builds a new
@@ -21,6 +23,27 @@ def isin(column: pd.Series, values) -> np.ndarray:
     # the last entry answers for missing rows (code -1): in only if a missing value is asked
     lut = np.append(column.cat.categories.isin(values), any(pd.isna(v) for v in values))
     return lut[codes(column)]
+
+
+EXTREME_STEP = 1 << 20      # rows read per step: 8 MB of int64
+
+
+def extremes(values) -> tuple[int, int] | None:
+    """(min, max) of an integer column (a Series without missing values, or an array), or
+    None when it is empty; read a step at a time, the mapped tables' pages dropped after
+    each step: in one pass, a column of 7M events put its 58 MB of pages in the process at
+    once, before the pager's next trim."""
+    values = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
+    if len(values) == 0:
+        return None
+    low, high = None, None
+    for at in range(0, len(values), EXTREME_STEP):
+        part = values[at:at + EXTREME_STEP]
+        part_low, part_high = int(part.min()), int(part.max())
+        low = part_low if low is None else min(low, part_low)
+        high = part_high if high is None else max(high, part_high)
+        trim()
+    return low, high
 
 
 COUNT_STEP = 262144     # rows counted per step

@@ -95,3 +95,21 @@ def test_tuple_counts_count_every_combination_that_occurs(rows, categorical):
     for row in rows:
         want[row] = want.get(row, 0) + 1
     assert frames.tuple_counts(*columns, flags) == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-(2 ** 63), 2 ** 63 - 1), max_size=40), st.sampled_from([1, 3, 1 << 20]),
+       st.booleans())
+def test_extremes_read_in_steps_are_the_columns_min_and_max(values, step, as_series):
+    """A column's (min, max), read a step of rows at a time: those of the whole column,
+    whatever the step, from an array or a Series; None when it is empty."""
+    import analyzer.frames as frames_module
+    array = np.array(values, np.int64)
+    column = pd.Series(array) if as_series else array
+    saved = frames_module.EXTREME_STEP
+    frames_module.EXTREME_STEP = step
+    try:
+        got = frames_module.extremes(column)
+    finally:
+        frames_module.EXTREME_STEP = saved
+    assert got == ((int(array.min()), int(array.max())) if len(array) else None)

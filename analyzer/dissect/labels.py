@@ -243,8 +243,9 @@ def counting_type(*columns: np.ndarray):
     """int32 for frame numbers and flow ids while they fit (below 2**31: any capture of
     fewer than two billion packets), else int64. A million events' two such columns are
     12 MB smaller, held through every stage."""
-    top = max((int(c.max()) for c in columns if len(c)), default=0)
-    low = min((int(c.min()) for c in columns if len(c)), default=0)
+    ranges = [r for r in map(frames.extremes, columns) if r is not None]
+    low = min((r[0] for r in ranges), default=0)
+    top = max((r[1] for r in ranges), default=0)
     return np.int32 if 0 <= low and top <= INT32_MAX else np.int64
 
 

@@ -27,7 +27,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from analyzer import memory
-from analyzer.frames import codes, labels, text
+from analyzer.frames import codes, extremes, labels, text
 from analyzer.correlate.signatures import KINDS, log_kinds, socket_kinds  # noqa: E402
 
 MAX_LANES = 40
@@ -117,9 +117,9 @@ def draw(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | None,
 def _origin(flows, events, logs, lifecycle) -> int:
     candidates = []
     if len(flows):
-        candidates.append(int(flows["first_ts_ns"].min()))
+        candidates.append(extremes(flows["first_ts_ns"])[0])
     if len(events):
-        candidates.append(int(events["ts_ns"].min()))
+        candidates.append(extremes(events["ts_ns"])[0])
     if not candidates and len(logs) and "ts_ns" in logs and logs["ts_ns"].notna().any():
         candidates.append(int(logs["ts_ns"].dropna().min()))
     if not candidates and lifecycle:
@@ -130,9 +130,9 @@ def _origin(flows, events, logs, lifecycle) -> int:
 def _x_extent(flows, events, err_logs, lifecycle, t0) -> float:
     ends = [0.0]
     if len(flows):
-        ends.append((int(flows["last_ts_ns"].max()) - t0) / 1e9)
+        ends.append((extremes(flows["last_ts_ns"])[1] - t0) / 1e9)
     if len(events):
-        ends.append((int(events["ts_ns"].max()) - t0) / 1e9)
+        ends.append((extremes(events["ts_ns"])[1] - t0) / 1e9)
     if len(err_logs):
         ends.append((int(err_logs["ts_ns"].max()) - t0) / 1e9)
     for p in lifecycle:
