@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from analyzer import __version__, schema
+from analyzer import __version__
 from analyzer.exceptions import AnalyzerError
 
 TEARDOWN_ORDER = ("rst", "fin", "refused", "syn_unanswered", "udp_unanswered", "icmp_unreachable", "open")

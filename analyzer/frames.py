@@ -25,6 +25,21 @@ def isin(column: pd.Series, values) -> np.ndarray:
     return lut[codes(column)]
 
 
+def lookup(column: pd.Series, table: dict, default: int) -> np.ndarray:
+    """Each row's value in `table` (by its text), `default` where it has none, as int64. A
+    categorical is looked up once per category and read through its codes, not compared
+    row by row once per key."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        lut = np.array([table.get(str(c), default) for c in column.cat.categories] + [default],
+                       np.int64)      # the last entry answers for missing rows (code -1)
+        return lut[codes(column)]
+    out = np.full(len(column), default, np.int64)
+    texts = text(column)
+    for key, value in table.items():
+        out[(texts == key).to_numpy()] = value
+    return out
+
+
 EXTREME_STEP = 1 << 20      # rows read per step: 8 MB of int64
 
 

@@ -113,3 +113,14 @@ def test_extremes_read_in_steps_are_the_columns_min_and_max(values, step, as_ser
     finally:
         frames_module.EXTREME_STEP = saved
     assert got == ((int(array.min()), int(array.max())) if len(array) else None)
+
+
+@settings(max_examples=200, deadline=None)
+@given(VALUES, st.lists(st.sampled_from(["rst", "fin", "zzz"]), max_size=3))
+def test_lookup_gives_each_row_its_value_or_the_default(values, extra):
+    """Each row's value from a table by its text, the default for other texts and missing
+    rows: the same for a categorical (through its categories) and for plain text."""
+    table = {"rst": 5, "fin": 7, "open": -3}
+    want = [table.get(v, 99) if v is not None else 99 for v in values]
+    assert frames.lookup(_categorical(values, extra), table, 99).tolist() == want
+    assert frames.lookup(pd.Series(values, dtype=object), table, 99).tolist() == want

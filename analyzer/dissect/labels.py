@@ -437,7 +437,7 @@ def events_frame(ev: dict[str, np.ndarray], flows: pd.DataFrame, names: Interner
     in a mapped file (spill.py), and only one at a time is on the heap."""
     un = flows.loc[frames.isin(flows["teardown"], ("syn_unanswered", "udp_unanswered")),
                    _UNANSWERED_COLUMNS]
-    n_k, n_t = len(ev["ts_ns"]), len(un)
+    n_t = len(un)
     un_kind = np.where(frames.isin(un["teardown"], ("syn_unanswered",)),
                        KIND_NAMES.index("syn_unanswered"), KIND_NAMES.index("udp_unanswered"))
     tail_frame = un["teardown_frame"].to_numpy(np.int64)

@@ -7,8 +7,6 @@ reads it once. Captures of millions of packets are memory-bound, so this halves 
 
 from __future__ import annotations
 
-import numpy as np
-
 from analyzer.dissect.kernels import njit
 from analyzer.dissect.decode import decode_batch
 from analyzer.dissect.records import NEED_MORE, walk_pcap, walk_pcapng

@@ -18,11 +18,13 @@ import numpy as np
 import pandas as pd
 
 from analyzer.logs.errors import ERRNO_TABLE
+from analyzer.schema import SUMMARY_JSON
 from analyzer.report.tables import summary_json
 
 MAX_FLOWS = 500
 MAX_EVENTS = 2000
 MAX_LOGS = 2000
+MAX_PERIODS = 500       # a soak test finds thousands; summary.json keeps them all
 MAX_INLINE_SVG = 3 * 1024 * 1024
 KIND_TITLES = {"udp": "UDP", "tcp_client": "TCP client", "tcp_server": "TCP server"}
 _EXTRA_MEANING = {"EOF": "peer closed (end of file)", "DEADLINE": "the app's own timeout fired",
@@ -194,12 +196,16 @@ def _lifecycle(summary: dict) -> str:
     if not periods:
         return "<p class='note'>No background period found (no lifecycle lines in the logs, no teardown burst from the phone).</p>"
     rows = []
-    for p in periods:
+    for p in periods[:MAX_PERIODS]:
         end = utc(p.get("end_ns")) if p.get("end_ns") is not None else "still away at the end"
         ev = "<ul>" + "".join(_evidence_item(e) for e in (p.get("evidence") or [])[:8]) + "</ul>"
         rows.append(f"<tr><td>{esc(p.get('state'))}</td><td>{esc(utc(p.get('start_ns')))}</td>"
                     f"<td>{esc(end)}</td><td>{esc(p.get('basis'))}</td><td>{ev}</td></tr>")
-    return ("<table><tr><th>state</th><th>from (UTC)</th><th>to (UTC)</th><th>basis</th>"
+    note = ""
+    if len(periods) > MAX_PERIODS:
+        note = (f"<p class='note'>Showing the first {MAX_PERIODS:,} of {len(periods):,} periods; "
+                f"all of them are in {SUMMARY_JSON}.</p>")
+    return (f"{note}<table><tr><th>state</th><th>from (UTC)</th><th>to (UTC)</th><th>basis</th>"
             f"<th>evidence</th></tr>{''.join(rows)}</table>")
 
 

@@ -27,7 +27,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from analyzer import memory
-from analyzer.frames import codes, extremes, labels, text
+from analyzer.frames import codes, extremes, labels, lookup, text
 from analyzer.correlate.signatures import KINDS, log_kinds, socket_kinds  # noqa: E402
 
 MAX_LANES = 40
@@ -57,6 +57,7 @@ EVENT_STYLE = {
     "data_after_rst": (".", "#bcbd22", 40, "data after RST"),
 }
 _HOLLOW = {"syn_unanswered", "udp_unanswered"}
+SIDE_INDEX = {"phone": 1, "server": 2}      # markers above their lane, or below; 0: on it
 LOG_STYLE = {"app": ("^", "#17becf", "app error"), "server": ("v", "#8c4a2f", "server error")}
 
 
@@ -471,7 +472,7 @@ def _event_points(events, lane_of, t0, x_max) -> tuple[np.ndarray, ...]:
     first event of each kind and _cells() is kept, which leaves _thin's picks unchanged at
     every level: a million events become at most a few points per lane and pixel column,
     and no array as long as the table is made."""
-    kinds = list(EVENT_STYLE)
+    kind_index = {name: index for index, name in enumerate(EVENT_STYLE)}
     n_keys = 3 * max(lane_of.lane_count, 1)
     ts, fid_all = events["ts_ns"], events["flow_id"]
     parts: list[tuple[np.ndarray, ...]] = []
@@ -487,13 +488,8 @@ def _event_points(events, lane_of, t0, x_max) -> tuple[np.ndarray, ...]:
         has_lane = lane >= 0
         rows = np.flatnonzero(has_lane) if rows is None else rows[has_lane]
         lane = lane[has_lane]
-        kind_text = labels(events["kind"].iloc[start:stop])
-        kind = np.full(stop - start, -1, dtype=np.int64)
-        for index, name in enumerate(kinds):
-            kind[(kind_text == name).to_numpy()] = index
-        sender = labels(events["sender"].iloc[start:stop])
-        side = np.where((sender == "phone").to_numpy(), 1, np.where((sender == "server").to_numpy(), 2, 0))
-        kind, side = kind[rows], side[rows]
+        kind = lookup(events["kind"].iloc[start:stop], kind_index, -1)[rows]
+        side = lookup(events["sender"].iloc[start:stop], SIDE_INDEX, 0)[rows]
         drawn = kind >= 0
         rows, lane, kind, side = rows[drawn], lane[drawn], kind[drawn], side[drawn]
         x = (ts.iloc[start:stop].to_numpy(np.int64)[rows] - t0) / 1e9

@@ -165,6 +165,25 @@ def test_report_truncates_large_tables(tmp_path):
     assert page.count("<tr>") < html.MAX_FLOWS + html.MAX_EVENTS + 100
 
 
+def test_report_lists_the_first_periods_of_a_soak_test(tmp_path):
+    """Thousands of background periods: the page lists the first MAX_PERIODS and says where
+    the rest are; a handful are all listed, with no note."""
+    def periods(n):
+        return [{"start_ns": 1_700_000_000_000_000_000 + 10**9 * i + i, "end_ns": None,
+                 "state": "background", "basis": "capture", "evidence": []} for i in range(n)]
+
+    many = periods(html.MAX_PERIODS + 7)
+    summary = {"capture": {"file": "soak.pcap"}, "verdicts": {}, "seed_table": {}, "lifecycle": many}
+    page = html.render(tmp_path, summary, None, None, None).read_text()
+    assert f"Showing the first {html.MAX_PERIODS:,} of {html.MAX_PERIODS + 7:,} periods" in page
+    assert "summary.json" in page
+    assert html.utc(many[html.MAX_PERIODS - 1]["start_ns"]) in page
+    assert html.utc(many[html.MAX_PERIODS]["start_ns"]) not in page
+    summary["lifecycle"] = periods(3)
+    page = html.render(tmp_path, summary, None, None, None).read_text()
+    assert "periods;" not in page and html.utc(summary["lifecycle"][2]["start_ns"]) in page
+
+
 def test_platform_table_side_by_side(tmp_path):
     _, hw, _, _ = full_report(tmp_path / "hw")
     _, ios, _, _ = full_report(tmp_path / "ios", s.ios, s.IPHONE)
