@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analyzer.spill import trim
+from analyzer.spill import row_steps, trim
 
 
 def codes(column: pd.Series) -> np.ndarray:
@@ -40,6 +40,15 @@ def lookup(column: pd.Series, table: dict, default: int) -> np.ndarray:
     return out
 
 
+def id_rows(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """The positions in `ids` (sorted, without repeats) of the ids `wanted`, each of which
+    is there: by offset when the ids run from the first to the last without a gap, as flow
+    ids do, else by binary search."""
+    if len(ids) and int(ids[-1]) - int(ids[0]) == len(ids) - 1:
+        return wanted - ids[0]
+    return np.searchsorted(ids, wanted)
+
+
 EXTREME_STEP = 1 << 20      # rows read per step: 8 MB of int64
 
 
@@ -68,7 +77,7 @@ def _code_counts(own: np.ndarray, size: int) -> np.ndarray:
     """How many times each code 0..size-1 occurs (-1, missing, is left out), a step at a
     time: bincount would otherwise widen a whole column of int8 codes to int64."""
     out = np.zeros(size, np.int64)
-    for at in range(0, len(own), COUNT_STEP):
+    for at in row_steps(len(own), COUNT_STEP):
         part = own[at:at + COUNT_STEP]
         out += np.bincount(part[part >= 0], minlength=size)[:size]
     return out
@@ -98,7 +107,7 @@ def pair_counts(first: pd.Series, second: pd.Series) -> dict:
     width = len(b_cats)
     counts = np.zeros(len(a_cats) * width, np.int64)
     a_own, b_own = codes(first), codes(second)
-    for at in range(0, len(a_own), COUNT_STEP):
+    for at in row_steps(len(a_own), COUNT_STEP):
         a, b = a_own[at:at + COUNT_STEP], b_own[at:at + COUNT_STEP]
         keep = (a >= 0) & (b >= 0)
         key = a[keep].astype(np.int64) * width + b[keep]

@@ -124,3 +124,13 @@ def test_lookup_gives_each_row_its_value_or_the_default(values, extra):
     want = [table.get(v, 99) if v is not None else 99 for v in values]
     assert frames.lookup(_categorical(values, extra), table, 99).tolist() == want
     assert frames.lookup(pd.Series(values, dtype=object), table, 99).tolist() == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(-5, 5), st.integers(1, 30), st.booleans(), st.lists(st.integers(0, 10**6), max_size=20))
+def test_id_rows_are_the_positions_of_the_ids(first, n, gaps, picks):
+    """Positions of ids in a sorted id column: by offset when the ids have no gap, by
+    search when they have; the same positions either way."""
+    ids = first + np.arange(n, dtype=np.int64) * (2 if gaps else 1)
+    want = np.array([p % n for p in picks], np.int64)
+    assert frames.id_rows(ids, ids[want]).tolist() == want.tolist()

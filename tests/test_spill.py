@@ -162,3 +162,15 @@ def test_columns_made_empty_get_their_disk_without_posix_fallocate(tmp_path, mon
         assert spill.is_mapped(column) and len(column) == count and not column.any()
         column[-1] = 5
         assert int(column.sum()) == 5
+
+
+def test_row_steps_are_a_range_and_trim_after_each_step(monkeypatch):
+    """row_steps(n, step) gives range(0, n, step), and drops the mapped pages after each
+    step's work (before the next step is handed out)."""
+    trims = []
+    monkeypatch.setattr(spill, "trim", lambda: trims.append(len(trims)))
+    seen = []
+    for at in spill.row_steps(10, 3):
+        seen.append((at, len(trims)))
+    assert seen == [(0, 0), (3, 1), (6, 2), (9, 3)] and len(trims) == 4
+    assert list(spill.row_steps(0, 3)) == []

@@ -21,7 +21,7 @@ import pandas as pd
 
 from analyzer import frames
 from analyzer.frames import labels, lowered, text
-from analyzer.spill import trim
+from analyzer.spill import row_steps, trim
 
 # Labels (analyzer/logs/lifecycle.py vocabulary) that take the app out of the foreground, and
 # the ones that bring it back. Screen labels only cover the screen; app labels cover both.
@@ -240,7 +240,7 @@ def _life_steps(flows: pd.DataFrame, events: pd.DataFrame):
                       "first_ts_ns"))
     for table, pick, column in picks:
         ts = table[column].to_numpy(np.int64)
-        for at in range(0, len(table), LIFE_STEP):
+        for at in row_steps(len(table), LIFE_STEP):
             yield ts[at:at + LIFE_STEP][pick(table.iloc[at:at + LIFE_STEP])]
 
 
@@ -378,7 +378,7 @@ def in_periods(ts_ns, found: list[dict], slack_s: float = 0.0) -> np.ndarray:
     starts, reach = starts[order], np.maximum.accumulate(ends[order])
     inside = np.empty(len(ts), dtype=bool)
     # a step at a time: the search's temporaries are 8 bytes per time, on every flow
-    for at in range(0, len(ts), IN_PERIODS_STEP):
+    for at in row_steps(len(ts), IN_PERIODS_STEP):
         part = ts[at:at + IN_PERIODS_STEP]
         idx = np.searchsorted(starts, part, side="right")
         hit = idx > 0                   # some period starts at or before the time

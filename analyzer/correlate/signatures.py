@@ -19,6 +19,7 @@ import pandas as pd
 
 from analyzer import frames
 from analyzer.frames import labels, lowered, text
+from analyzer.spill import row_steps
 from analyzer.correlate import lifecycle as lifecycle_mod
 
 KINDS = ("udp", "tcp_client", "tcp_server")
@@ -205,7 +206,7 @@ def features(flows: pd.DataFrame, events: pd.DataFrame, logs: pd.DataFrame | Non
     # over whole columns held ~48 MB on 50M packets.
     counts: dict[tuple, int] = {}
     idle_resets = in_background = 0
-    for at in range(0, n, FLOW_STEP):
+    for at in row_steps(n, FLOW_STEP):
         part = flows.iloc[at:at + FLOW_STEP]
         proto, teardown, by = lowered(part["proto"]), labels(part["teardown"]), labels(part["teardown_by"])
         for key, number in frames.tuple_counts(proto, socket_kinds(part), teardown, by,
@@ -403,7 +404,7 @@ def _flow_verdicts(flows, logs, periods, ranked, min_score) -> tuple[list[dict],
     # first MAX_FLOW_VERDICTS are listed, with their kind and signature, the rest counted
     idx, kinds_of, numbers = [], [], []
     explained_flows = 0
-    for at in range(0, len(flows), FLOW_STEP):
+    for at in row_steps(len(flows), FLOW_STEP):
         attrs = _flow_attrs(flows.iloc[at:at + FLOW_STEP], periods)
         # each flow's signature as its number in `ranked` (-1: none), not a column of strings
         assigned = np.full(len(attrs), -1, dtype=np.int32)
@@ -449,7 +450,7 @@ def _session_evidence(sig: dict, flows, logs: pd.DataFrame, periods: list[dict])
     evidence: list[dict] = []
     if flows is not None and len(flows):
         mask = np.zeros(len(flows), dtype=bool)
-        for at in range(0, len(flows), FLOW_STEP):
+        for at in row_steps(len(flows), FLOW_STEP):
             attrs = _flow_attrs(flows.iloc[at:at + FLOW_STEP], periods)
             part = mask[at:at + FLOW_STEP]
             for pattern in sig.get("flow", []):
@@ -542,7 +543,7 @@ def _rows_of(flows: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
 def _kind_steps(flows: pd.DataFrame, kmask: np.ndarray):
     """The rows of one socket kind (kmask), FLOW_STEP flows at a time: (their positions,
     their _SEED_COLUMNS)."""
-    for at in range(0, len(kmask), FLOW_STEP):
+    for at in row_steps(len(kmask), FLOW_STEP):
         rows = at + np.flatnonzero(kmask[at:at + FLOW_STEP])
         if len(rows):
             yield rows, _rows_of(flows, rows)

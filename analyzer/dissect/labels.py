@@ -361,11 +361,9 @@ def _endpoints(flows: pd.DataFrame, flow_id, side, kind, icmp_src, spill: Spill 
     dst_codes = spill.empty(n, ini_all.dtype)
     src_port = spill.empty(n, np.int32)
     dst_port = spill.empty(n, np.int32)
-    # flow ids are usually 1..N in order: a row is then the id less the first, no search
-    dense = len(ids) > 0 and int(ids[-1]) - int(ids[0]) == len(ids) - 1
     for a in range(0, n, ENDPOINT_STEP):
         b = min(n, a + ENDPOINT_STEP)
-        row = flow_id[a:b] - ids[0] if dense else np.searchsorted(ids, flow_id[a:b])
+        row = frames.id_rows(ids, flow_id[a:b])
         s1 = side[a:b] == 1
         ini, res = ini_all[row], res_all[row]
         iport, rport = iport_all[row], rport_all[row]

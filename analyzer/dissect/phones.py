@@ -17,7 +17,7 @@ import pandas as pd
 
 from analyzer import frames
 from analyzer.dissect import flows as F
-from analyzer.spill import HEAP, Spill
+from analyzer.spill import HEAP, Spill, row_steps
 
 
 SENDERS = ["phone", "server", "unknown"]
@@ -108,7 +108,7 @@ def attribute(flows: pd.DataFrame, events: pd.DataFrame, phones: list[str], spil
     side_all = flows["teardown_side"].to_numpy()
     role = spill.empty(len(flows), np.int8)       # 0 initiator, 1 responder, 2 unknown
     by = spill.empty(len(flows), np.int8)
-    for a in range(0, len(flows), STEP):
+    for a in row_steps(len(flows), STEP):
         b = min(len(flows), a + STEP)
         ini_p, res_p = phone_at(ini[a:b]), phone_at(res[a:b])
         role[a:b] = np.select([ini_p, res_p], [0, 1], 2)
@@ -130,9 +130,9 @@ def attribute(flows: pd.DataFrame, events: pd.DataFrame, phones: list[str], spil
         event_flow = events["flow_id"].to_numpy()
         src_all = _codes(events["src_ip"], categories)
         sender = spill.empty(len(events), np.int8)
-        for a in range(0, len(events), STEP):
+        for a in row_steps(len(events), STEP):
             b = min(len(events), a + STEP)
-            row = np.searchsorted(flow_ids, event_flow[a:b])
+            row = frames.id_rows(flow_ids, event_flow[a:b])
             src = src_all[a:b]
             from_end = (src == ini[row]) | (src == res[row])
             sender[a:b] = np.select([phone_at(src), (role[row] < 2) & from_end], [0, 1], 2)

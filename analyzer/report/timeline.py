@@ -27,6 +27,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from analyzer import memory
+from analyzer.spill import row_steps
 from analyzer.frames import codes, extremes, labels, lookup, text
 from analyzer.correlate.signatures import KINDS, log_kinds, socket_kinds  # noqa: E402
 
@@ -227,7 +228,7 @@ def _lanes(flows: pd.DataFrame) -> tuple[list[dict], LaneMap]:
     ranked = total > MAX_LANES
 
     def steps():
-        for at in range(0, total, LANE_STEP):
+        for at in row_steps(total, LANE_STEP):
             part = flows.iloc[at:at + LANE_STEP]
             kinds = socket_kinds(part)
             rank = None
@@ -380,7 +381,7 @@ def _draw_spans(ax, flows, lanes, lane_of, t0, x_max) -> int:
     bars = [([], []) for _ in lanes]
     sums = np.zeros((len(lanes) + 1, 2), np.int64)    # packets up and down per lane
     members = np.zeros(len(lanes) + 1, np.int64)      # the last row: flows with no lane
-    for a in range(0, len(flows), SPAN_STEP):
+    for a in row_steps(len(flows), SPAN_STEP):
         part = flows.iloc[a:a + SPAN_STEP]
         lane = lane_of.lookup(part["flow_id"].astype("int64").to_numpy())
         start = (part["first_ts_ns"].to_numpy(np.int64) - t0) / 1e9
@@ -476,7 +477,7 @@ def _event_points(events, lane_of, t0, x_max) -> tuple[np.ndarray, ...]:
     n_keys = 3 * max(lane_of.lane_count, 1)
     ts, fid_all = events["ts_ns"], events["flow_id"]
     parts: list[tuple[np.ndarray, ...]] = []
-    for start in range(0, len(events), EVENT_CHUNK):
+    for start in row_steps(len(events), EVENT_CHUNK):
         stop = min(start + EVENT_CHUNK, len(events))
         fid = fid_all.iloc[start:stop]
         if fid.isna().any():
