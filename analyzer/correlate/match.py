@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 
 import numpy as np
 import pandas as pd
@@ -61,10 +62,26 @@ _FITS = {
 _NO_WIRE_SYSCALLS = {"bind", "listen", "socket", "setsockopt"}
 
 
+_DOTTED_QUAD = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
+
+
 def _norm_ip(ip: object) -> str | None:
     if ip is None or ip is pd.NA or (isinstance(ip, float) and np.isnan(ip)) or ip == "":
         return None
     text = str(ip).strip("[]")
+    if _DOTTED_QUAD.fullmatch(text):
+        # what ipaddress gives, ~15x sooner (a capture names tens of thousands): a valid
+        # address prints as written, and one it refuses (an octet over 255, a leading zero)
+        # is kept as written too
+        return None if text == "0.0.0.0" else text
+    try:
+        packed = socket.inet_pton(socket.AF_INET6, text)
+    except OSError:         # not IPv6 to the C library (a zone id, a name): ipaddress says
+        packed = None
+    if packed is not None and any(packed[:8]):
+        # with a non-zero first half, neither IPv4-mapped nor unspecified, the C library
+        # prints what ipaddress does (RFC 5952; tests/dissect/test_interner.py), ~10x sooner
+        return socket.inet_ntop(socket.AF_INET6, packed)
     try:
         addr = ipaddress.ip_address(text)
     except ValueError:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from analyzer.correlate import match
 
@@ -118,3 +119,45 @@ def test_events_by_kind_flow_and_sender():
             np.testing.assert_array_equal(ei.sent_by(k, who), want)
     rows = rng.choice(n, 100, replace=False)
     assert list(ei.src_ip(rows)) == [match._norm_ip(x) for x in events["src_ip"].astype(object).iloc[rows]]
+
+
+OCTETS = st.sampled_from(["0", "00", "000", "1", "01", "001", "9", "10", "99", "100", "199",
+                          "255", "256", "299", "999", "010"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(OCTETS, min_size=4, max_size=4), st.booleans())
+def test_dotted_quads_are_normalised_as_ipaddress_does(octets, bracketed):
+    """Dotted quads skip ipaddress (tens of thousands per capture) and come out as it would
+    have them: as written when valid, None for 0.0.0.0, as written when it refuses them
+    (an octet over 255, a leading zero)."""
+    import ipaddress
+    text = ".".join(octets)
+    try:
+        addr = ipaddress.ip_address(text)
+        want = None if addr.is_unspecified else str(addr)
+    except ValueError:
+        want = text
+    assert match._norm_ip(f"[{text}]" if bracketed else text) == want
+
+
+HEXTETS = st.sampled_from(["0", "00", "0000", "00000", "1", "a", "A", "db8", "2001", "fe80", "ffff",
+                           "FFFF", "1.2.3.4", "01.2.3.4", "1.2.3.256", "", "g", "1%eth0"])
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(HEXTETS, min_size=1, max_size=10))
+def test_ipv6_texts_are_normalised_as_ipaddress_does(hextets):
+    """IPv6 texts the C library parses, with a non-zero first half, skip ipaddress and come
+    out as it would print them; anything else (zone ids, IPv4-mapped, unspecified, not an
+    address) still goes through it."""
+    import ipaddress
+    text = ":".join(hextets)
+    try:
+        addr = ipaddress.ip_address(text)       # "" is not an address: None, as missing
+        if addr.version == 6 and addr.ipv4_mapped:
+            addr = addr.ipv4_mapped
+        want = None if addr.is_unspecified else str(addr)
+    except ValueError:
+        want = text or None
+    assert match._norm_ip(text) == want
