@@ -40,15 +40,15 @@ def code_type(count: int):
 def _categorical(codes: np.ndarray, labels, spill: Spill = HEAP) -> pd.Categorical:
     """Categorical from codes into labels that may repeat (merged), its codes made in
     `spill` (mapped files, or the heap)."""
-    labels = list(labels)
-    uniq = list(dict.fromkeys(labels))
+    labels = np.asarray(labels, dtype=object)
+    # merged in order of first sight by a hash table (the event details: one text per
+    # unanswered flow, most of them alike)
+    remap, uniq = pd.factorize(labels)
+    uniq = list(uniq)
     kind = code_type(len(uniq))
     if len(uniq) != len(labels):
-        # each code looked up in the merged ones a step at a time (the event details: one
-        # text per unanswered flow, most of them alike)
-        position = {label: i for i, label in enumerate(uniq)}
-        remap = np.array([position[x] for x in labels], dtype=kind)
-        return pd.Categorical.from_codes(spill.gather(remap, np.asarray(codes)), categories=uniq)
+        return pd.Categorical.from_codes(spill.gather(remap.astype(kind), np.asarray(codes)),
+                                         categories=uniq)
     return pd.Categorical.from_codes(spill.gather(np.asarray(codes), dtype=kind), categories=uniq)
 
 
@@ -348,6 +348,63 @@ def _factorize_details(kind, code, icmp_src, tail_no, spill: Spill = HEAP):
     return codes, seen.to_numpy(np.int64)
 
 
+def _detail_texts(packed_uniq: np.ndarray, un: pd.DataFrame, names: Interner) -> np.ndarray:
+    """The text of each distinct detail key (_factorize_details' uniques), as an object
+    array. An unanswered flow's key is its own, so there are as many as unanswered flows
+    (440k on 50M packets), but few distinct texts: those are made once per distinct
+    (SYN count, tenths of a second) or datagram count, and only the other kinds' few keys
+    are read one by one."""
+    kinds = (packed_uniq >> 56).astype(np.int64)
+    low = packed_uniq & DETAIL_LOW
+    texts = np.full(len(packed_uniq), "", dtype=object)
+    syn_at = np.flatnonzero(kinds == KIND_NAMES.index("syn_unanswered"))
+    if len(syn_at):
+        flow = low[syn_at]
+        texts[syn_at] = _unanswered_syn_texts(
+            un["syn_count"].to_numpy(np.int64)[flow],
+            (un["teardown_ts_ns"].to_numpy(np.int64) - un["first_ts_ns"].to_numpy(np.int64))[flow])
+    udp_at = np.flatnonzero(kinds == KIND_NAMES.index("udp_unanswered"))
+    if len(udp_at):
+        counts, which = np.unique(un["packets_i2r"].to_numpy(np.int64)[low[udp_at]], return_inverse=True)
+        texts[udp_at] = np.array([f"{c} datagrams, no reply" for c in counts.tolist()], object)[which]
+    for i in np.flatnonzero(~np.isin(kinds, [KIND_NAMES.index("syn_unanswered"),
+                                             KIND_NAMES.index("udp_unanswered")])).tolist():
+        k, c, a = _unpack_detail(packed_uniq[i])
+        name = KIND_NAMES[k]
+        if name == "syn_retry":
+            texts[i] = f"retry {c}"
+        elif name in ("synack", "data_after_fin", "data_after_rst"):
+            texts[i] = F.DETAIL_TEXT[c]
+        elif name == "refused":
+            texts[i] = "SYN answered by RST"
+        elif name == "icmp_unreachable":
+            texts[i] = f"ICMP type {c >> 8} code {c & 255} from {names.addr_text[a]}"
+    return texts
+
+
+TENTH_NS = 100_000_000
+
+
+def _unanswered_syn_texts(syns: np.ndarray, span_ns: np.ndarray) -> np.ndarray:
+    """f"{syns} SYNs over {span_ns / 1e9:.1f} s, no reply" for each flow, made once per
+    distinct text. The tenths are rounded in integers: a span is never within a nanosecond
+    of the half-way point unless it is on it (the float's error is under a nanosecond below
+    ~100 days), and such spans, negative ones and any past 2**53 ns are formatted as the
+    float says."""
+    rest = span_ns % TENTH_NS
+    tenths = span_ns // TENTH_NS + (rest > TENTH_NS // 2)
+    exact = (np.abs(rest - TENTH_NS // 2) > 1) & (span_ns >= 0) & (span_ns < 2 ** 53) \
+        & (syns >= 0) & (syns < 2 ** 22)
+    out = np.empty(len(syns), dtype=object)
+    keys, which = np.unique((syns << 41) | np.where(exact, tenths, 0), return_inverse=True)
+    made = [f"{k >> 41} SYNs over {(k & (2 ** 41 - 1)) // 10}.{(k & (2 ** 41 - 1)) % 10} s, no reply"
+            for k in keys.tolist()]
+    out[:] = np.array(made, dtype=object)[which.reshape(-1)]
+    for i in np.flatnonzero(~exact).tolist():
+        out[i] = f"{syns[i]} SYNs over {span_ns[i] / 1e9:.1f} s, no reply"
+    return out
+
+
 def _endpoints(flows: pd.DataFrame, flow_id, side, kind, icmp_src, spill: Spill = HEAP):
     """Each event's source and destination (address codes, ports) from its flow and side.
     An ICMP error travels from its sender back to the host whose packet it quotes."""
@@ -456,31 +513,7 @@ def events_frame(ev: dict[str, np.ndarray], flows: pd.DataFrame, names: Interner
     # details: one text per distinct (kind, code, ICMP sender); unanswered ones per flow
     inverse, packed_uniq = _factorize_details(kind, code, icmp_src, tail_no, spill)
     del tail_no, code
-    # an unanswered flow's first packet is its first SYN or datagram
-    span = ((un["teardown_ts_ns"] - un["first_ts_ns"]) / 1e9).to_numpy()
-    syns = un["syn_count"].to_numpy()
-    dgrams = un["packets_i2r"].to_numpy()
-    texts = []
-    once: dict[str, str] = {}       # one string per distinct text: most unanswered ones are alike
-    for p in packed_uniq:
-        k, c, a = _unpack_detail(p)
-        name = KIND_NAMES[k]
-        if name == "syn_retry":
-            texts.append(f"retry {c}")
-        elif name in ("synack", "data_after_fin", "data_after_rst"):
-            texts.append(F.DETAIL_TEXT[c])
-        elif name == "refused":
-            texts.append("SYN answered by RST")
-        elif name == "icmp_unreachable":
-            texts.append(f"ICMP type {c >> 8} code {c & 255} from {names.addr_text[a]}")
-        elif name == "syn_unanswered":
-            text = f"{syns[c]} SYNs over {span[c]:.1f} s, no reply"
-            texts.append(once.setdefault(text, text))
-        elif name == "udp_unanswered":
-            text = f"{dgrams[c]} datagrams, no reply"
-            texts.append(once.setdefault(text, text))
-        else:
-            texts.append("")
+    texts = _detail_texts(packed_uniq, un, names)
     detail = _categorical(inverse, texts, spill) if len(inverse) else pd.Categorical([], categories=[""])
     del inverse
 

@@ -223,3 +223,23 @@ def test_histories_new_to_the_interner_are_numbered_in_byte_order():
     assert block("Sh", "S", "Dd").tolist() == [4, 1, 3]
     assert interner.hist_text[3:] == ["Dd", "Sh"]
     assert interner.hist_rstos0 == [False, False, True, False, False]
+
+
+SPANS = st.one_of(
+    st.integers(0, 10**13),
+    st.integers(0, 10**5).map(lambda k: k * 50_000_000),                       # on a half tenth
+    st.tuples(st.integers(0, 10**5), st.integers(-2, 2)).map(lambda t: t[0] * 100_000_000 + 50_000_000 + t[1]),
+    st.integers(-10**10, -1), st.integers(2**53 - 10, 2**62))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2**23), SPANS), max_size=30))
+def test_unanswered_syn_texts_are_what_the_float_prints(rows):
+    """An unanswered flow's text, with its span rounded to tenths in integers, is what
+    formatting the span in seconds as a float gives: on, beside and between the half-way
+    points, for negative spans and past 2**53 ns, and for any SYN count."""
+    from analyzer.dissect import labels
+    syns = np.array([r[0] for r in rows], np.int64)
+    span = np.array([r[1] for r in rows], np.int64)
+    want = [f"{n} SYNs over {d / 1e9:.1f} s, no reply" for n, d in rows]
+    assert list(labels._unanswered_syn_texts(syns, span)) == want
