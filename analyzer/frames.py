@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analyzer.spill import row_steps, trim
+from analyzer.spill import row_steps
 
 
 def codes(column: pd.Series) -> np.ndarray:
@@ -61,12 +61,11 @@ def extremes(values) -> tuple[int, int] | None:
     if len(values) == 0:
         return None
     low, high = None, None
-    for at in range(0, len(values), EXTREME_STEP):
+    for at in row_steps(len(values), EXTREME_STEP):
         part = values[at:at + EXTREME_STEP]
         part_low, part_high = int(part.min()), int(part.max())
         low = part_low if low is None else min(low, part_low)
         high = part_high if high is None else max(high, part_high)
-        trim()
     return low, high
 
 

@@ -27,8 +27,8 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
 from analyzer import memory
-from analyzer.spill import row_steps
 from analyzer.frames import codes, extremes, labels, lookup, text
+from analyzer.spill import row_steps
 from analyzer.correlate.signatures import KINDS, log_kinds, socket_kinds  # noqa: E402
 
 MAX_LANES = 40
