@@ -603,6 +603,11 @@ class TsharkCapture:
                         cap.close()
                     except Exception:
                         pass
+                    # a frame number past the end runs tshark to its end, after which
+                    # pyshark's close() can fail on the process it already reaped and keep
+                    # it listed; its __del__ would then close again on this loop, closed by
+                    # then, and print "Exception ignored ... Event loop is closed"
+                    getattr(cap, "_running_processes", set()).clear()
                 loop.close()
 
         worker = threading.Thread(target=work, name="pyshark-dissect", daemon=True)

@@ -360,6 +360,23 @@ def test_dissect_one_frame_with_pyshark_even_inside_a_running_loop(tcp_session):
     assert cap.dissect(99) is None
 
 
+def test_dissect_past_the_end_leaves_nothing_for_pyshark_to_close_later(tcp_session, monkeypatch):
+    """A frame past the end runs tshark to its end; nothing must be left for pyshark's
+    Capture.__del__ to close on the worker's loop once it is closed ("Exception ignored in
+    Capture.__del__ ... Event loop is closed" in a notebook)."""
+    import gc
+    import sys
+    path, _ = tcp_session
+    cap = TsharkCapture(path)
+    ignored = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda info: ignored.append(info))
+    for _ in range(3):
+        assert cap.dissect(99) is None
+        assert cap.dissect(4) is not None
+    gc.collect()
+    assert [repr(i.exc_value) for i in ignored] == []
+
+
 # -- the corpus ------------------------------------------------------------------------
 
 def _manifest():
