@@ -19,7 +19,7 @@ import pandas as pd
 from analyzer import frames, memory
 from analyzer.dissect import flows as F
 from analyzer.dissect.packets import halves_to_addr
-from analyzer.spill import HEAP, Blocks, Spill, trim
+from analyzer.spill import HEAP, Blocks, Spill, row_steps
 
 PROTO_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp6"}
 CONN_STATES = list(F.CONN_STATES)     # coded by the flow kernel (flows.summarise_slots)
@@ -418,7 +418,7 @@ def _endpoints(flows: pd.DataFrame, flow_id, side, kind, icmp_src, spill: Spill 
     dst_codes = spill.empty(n, ini_all.dtype)
     src_port = spill.empty(n, np.int32)
     dst_port = spill.empty(n, np.int32)
-    for a in range(0, n, ENDPOINT_STEP):
+    for a in row_steps(n, ENDPOINT_STEP):
         b = min(n, a + ENDPOINT_STEP)
         row = frames.id_rows(ids, flow_id[a:b])
         s1 = side[a:b] == 1
@@ -433,7 +433,6 @@ def _endpoints(flows: pd.DataFrame, flow_id, side, kind, icmp_src, spill: Spill 
             dst_codes[a:b] = np.where(icmp_o, src_codes[a:b], dst_codes[a:b])
             dst_port[a:b] = np.where(icmp_o, src_port[a:b], dst_port[a:b])
             src_codes[a:b] = np.where(icmp_o, icmp_src[a:b], src_codes[a:b])
-        trim()
     return src_codes, dst_codes, src_port, dst_port
 
 
@@ -467,7 +466,7 @@ def _merger(kernel_frame: np.ndarray, tail_frame: np.ndarray, spill: Spill = HEA
     def merged(kernel, tail, dtype):
         out = spill.empty(n_k + n_t, dtype)
         out[tail_at] = np.asarray(tail)[tail_order]
-        for a in range(0, n_k, ENDPOINT_STEP):
+        for a in row_steps(n_k, ENDPOINT_STEP):
             b = min(n_k, a + ENDPOINT_STEP)
             # kernel rows a..b-1 fill, in order, the places between the end-of-flow events
             # that land among them: a mask, not a scatter by computed positions (8x faster)
@@ -477,7 +476,6 @@ def _merger(kernel_frame: np.ndarray, tail_frame: np.ndarray, spill: Spill = HEA
             free = np.ones(hi - lo, bool)
             free[tail_at[first:last] - lo] = False
             out[lo:hi][free] = kernel if np.isscalar(kernel) else kernel[a:b]
-            trim()
         return out
 
     return merged
