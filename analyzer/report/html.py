@@ -201,10 +201,7 @@ def _lifecycle(summary: dict) -> str:
         ev = "<ul>" + "".join(_evidence_item(e) for e in (p.get("evidence") or [])[:8]) + "</ul>"
         rows.append(f"<tr><td>{esc(p.get('state'))}</td><td>{esc(utc(p.get('start_ns')))}</td>"
                     f"<td>{esc(end)}</td><td>{esc(p.get('basis'))}</td><td>{ev}</td></tr>")
-    note = ""
-    if len(periods) > MAX_PERIODS:
-        note = (f"<p class='note'>Showing the first {MAX_PERIODS:,} of {len(periods):,} periods; "
-                f"all of them are in {SUMMARY_JSON}.</p>")
+    note = _cut_note(MAX_PERIODS, len(periods), "periods", f"all of them are in {SUMMARY_JSON}")
     return (f"{note}<table><tr><th>state</th><th>from (UTC)</th><th>to (UTC)</th><th>basis</th>"
             f"<th>evidence</th></tr>{''.join(rows)}</table>")
 
@@ -222,6 +219,14 @@ def _timeline(out_dir: Path) -> str:
     return "<p class='note'>No timeline was drawn.</p>"
 
 
+def _cut_note(limit: int, total: int, what: str, where: str) -> str:
+    """The note over a list the page cut to its first `limit` items, saying where the rest
+    are; nothing when it is whole."""
+    if total <= limit:
+        return ""
+    return f"<p class='note'>Showing the first {limit:,} of {total:,} {esc(what)}; {esc(where)}.</p>"
+
+
 def _table(frame: pd.DataFrame, columns: list[tuple[str, callable]], limit: int, what: str,
            csv_name: str, total: int | None = None) -> str:
     """The first `limit` rows of frame; `total` when the frame was already cut to them."""
@@ -233,10 +238,7 @@ def _table(frame: pd.DataFrame, columns: list[tuple[str, callable]], limit: int,
     body = []
     for row in shown.to_dict("records"):
         body.append("<tr>" + "".join(f"<td>{fn(row)}</td>" for _, fn in columns) + "</tr>")
-    note = ""
-    if total > limit:
-        note = (f"<p class='note'>Showing the first {limit:,} of {total:,} {esc(what)}; "
-                f"the full table is in {esc(csv_name)}.</p>")
+    note = _cut_note(limit, total, what, f"the full table is in {csv_name}")
     return f"{note}<div class='scroll'><table><tr>{head}</tr>{''.join(body)}</table></div>"
 
 
